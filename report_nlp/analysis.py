@@ -1,0 +1,166 @@
+"""From texts to Results: cleaning, chunking of huge texts, one nlp.pipe pass, assembly, decisions."""
+from __future__ import annotations
+
+import itertools
+from collections import deque
+import re
+from concurrent.futures import ProcessPoolExecutor
+from typing import Iterable, Iterator, Optional
+
+from .errors import InputError
+from .schema import Exam, Result
+from .text import clean_text, coerce_text, looks_binary
+
+CHUNK_CHARS = 12_000  # ConText pairs every modifier with every target: keep docs short
+_PARA = re.compile(r"\n\s*\n|\n")
+
+
+def _chunks(text: str) -> list[tuple[int, int]]:
+    """Split a long text at paragraph (else line, else space) boundaries into pieces <= CHUNK_CHARS."""
+    if len(text) <= CHUNK_CHARS:
+        return [(0, len(text))]
+    pieces = []
+    start = 0
+    n = len(text)
+    while start < n:
+        end = min(n, start + CHUNK_CHARS)
+        if end < n:
+            cut = max(text.rfind("\n\n", start + CHUNK_CHARS // 2, end), text.rfind("\n", start + CHUNK_CHARS // 2, end))
+            if cut <= start:
+                cut = text.rfind(" ", start + CHUNK_CHARS // 2, end)
+            if cut > start:
+                end = cut + 1
+        pieces.append((start, end))
+        start = end
+    return pieces
+
+
+def _as_exam(exam) -> Optional[Exam]:
+    if exam is None or isinstance(exam, Exam):
+        return exam
+    if isinstance(exam, dict):
+        return Exam.model_validate(exam)
+    msg = f"exam must be an Exam, a dict or None, not {type(exam).__name__}"
+    raise InputError(msg)
+
+
+def _prepare(value) -> tuple[str, str, list[str]]:
+    """(original text, cleaned text, errors) for one input."""
+    original = coerce_text(value)
+    errors: list[str] = []
+    if not original.strip():
+        errors.append("empty report: nothing to analyse")
+        return original, original, errors
+    if looks_binary(original):
+        errors.append("text looks binary (control or replacement characters): not analysed")
+        return original, " " * len(original), errors
+    cleaned, notes = clean_text(original)
+    errors.extend(f"note: {n}" for n in notes)
+    return original, cleaned, errors
+
+
+def analyze_texts(
+    texts: Iterable,
+    exams: Optional[Iterable] = None,
+    concepts: Optional[Iterable[str]] = None,
+    report_ids: Optional[Iterable] = None,
+    batch_size: int = 64,
+    nlp=None,
+) -> Iterator[Result]:
+    from . import load
+
+    nlp = nlp or load()
+    concept_list = tuple(concepts or ())
+    exams_it = iter(exams) if exams is not None else itertools.repeat(None)
+    ids_it = iter(report_ids) if report_ids is not None else itertools.repeat(None)
+    jobs = []  # (original, cleaned, errors, exam, report_id, [(chunk_start, chunk_end)])
+
+    def docs():
+        for value in texts:
+            exam = next(exams_it, None)
+            rid = next(ids_it, None)
+            original, cleaned, errors = _prepare(value)
+            pieces = _chunks(cleaned) if cleaned.strip() else []
+            jobs.append((original, cleaned, errors, _as_exam(exam), rid, pieces))
+            for a, b in pieces:
+                doc = nlp.make_doc(cleaned[a:b])
+                doc._.report_concepts = concept_list
+                yield doc
+
+    stream = nlp.pipe(docs(), batch_size=batch_size)
+    pending: deque = deque()
+    done = 0
+    while True:
+        if done < len(jobs) and len(pending) >= len(jobs[done][5]):
+            job = jobs[done]
+            chunk_docs = [pending.popleft() for _ in job[5]]
+            jobs[done] = None  # release the text
+            done += 1
+            yield _assemble(job, chunk_docs)
+            continue
+        try:
+            pending.append(next(stream))
+        except StopIteration:
+            if done < len(jobs):
+                continue
+            return
+
+
+def _assemble(job, chunk_docs) -> Result:
+    from .decide import decide
+    from .pipeline.findings import red_flag_reader, study_reader, to_findings
+
+    original, cleaned, errors, exam, rid, pieces = job
+    findings, flags_hist = [], []
+    sections_first = ()
+    for (a, _), doc in zip(pieces, chunk_docs):
+        findings.extend(to_findings(doc, original, offset=a))
+        flags_hist.extend(red_flag_reader().read(doc.text, doc._.report_sections, original, offset=a))
+        if a == 0:
+            sections_first = doc._.report_sections
+    if len(pieces) > 1:
+        errors.append(f"note: long report analysed in {len(pieces)} parts")
+    study = study_reader().read(cleaned, sections_first, [f.level for f in findings])
+    result = Result(
+        report_id=None if rid is None else str(rid),
+        study=study,
+        findings=[f for f in findings if f.kind != "concept"] + [f for f in findings if f.kind == "concept"],
+        history_red_flags=flags_hist,
+        level_numbering_uncertain=study_reader().numbering_uncertain(cleaned),
+        exam=exam,
+        errors=errors,
+    )
+    return decide(result)
+
+
+# ----------------------------------------------------------------- processes
+def _worker_run(payload):
+    texts, exams, concepts, ids = payload
+    return [r.model_dump(mode="json") for r in analyze_texts(texts, exams=exams, concepts=concepts, report_ids=ids)]
+
+
+def _worker_init():
+    from . import load
+
+    load()
+
+
+def analyze_parallel(texts, n_process: int, batch_size: int, exams=None, concepts=None, report_ids=None) -> Iterator[Result]:
+    exams_it = iter(exams) if exams is not None else itertools.repeat(None)
+    ids_it = iter(report_ids) if report_ids is not None else itertools.repeat(None)
+    concept_list = tuple(concepts or ())
+
+    def batches():
+        it = iter(texts)
+        while True:
+            chunk = list(itertools.islice(it, batch_size))
+            if not chunk:
+                return
+            ex = [e.model_dump() if isinstance(e, Exam) else e for e in (next(exams_it, None) for _ in chunk)]
+            ids = [next(ids_it, None) for _ in chunk]
+            yield (chunk, ex, concept_list, ids)
+
+    with ProcessPoolExecutor(max_workers=n_process, initializer=_worker_init) as pool:
+        for rows in pool.map(_worker_run, batches()):
+            for row in rows:
+                yield Result.model_validate(row)

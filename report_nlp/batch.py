@@ -1,0 +1,382 @@
+"""Streaming batch runner: reports in (CSV, JSONL, Parquet, a folder of .txt), three tables out.
+
+Every input row ends up in exactly one place: the ``results`` table (with its rows in ``findings``)
+or the ``errors`` table with its id, the stage that failed and the reason — never its text.
+Input is read in chunks, each chunk is analysed in one ``nlp.pipe`` pass (or by a pool of worker
+processes) and written in one transaction together with a progress row, so ``--resume`` after a
+crash continues from the last committed chunk without losing or repeating a report.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import pandas as pd
+
+from .errors import InputError, ReportNLPError
+from .schema import Exam, Result
+from .text import MAX_CHARS
+
+log = logging.getLogger("report_nlp.batch")
+
+EXAM_FIELDS = list(Exam.model_fields)
+LIST_FIELDS = {n for n, f in Exam.model_fields.items() if "list" in str(f.annotation)}
+RESULT_COLUMNS = ["report_id", "modality", "region", "n_findings", "n_present", "max_grade", "concordance",
+                  "category", "invasive_allowed", "flags", "notes"]
+FINDING_COLUMNS = ["report_id", "finding_index", "kind", "level", "side", "zone", "roots", "roots_inferred",
+                   "severity", "grade", "negated", "uncertain", "historical", "hypothetical", "certainty",
+                   "section", "text", "start", "end"]
+ERROR_COLUMNS = ["report_id", "row_number", "stage", "reason"]
+
+
+@dataclass
+class Summary:
+    rows_in: int = 0
+    results: int = 0
+    errors: int = 0
+    findings: int = 0
+    categories: dict = field(default_factory=dict)
+    kinds: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    chars: int = 0
+    resumed_chunks: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_in == self.results + self.errors
+
+
+# ----------------------------------------------------------------- readers
+def read_chunks(path: str, id_col: str, text_col: str, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Yield DataFrames of at most ``chunk_size`` rows; columns as in the input."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"input not found: {path}")
+    if p.is_dir():
+        files = sorted(x for x in p.iterdir() if x.suffix.lower() == ".txt")
+        for i in range(0, len(files), chunk_size):
+            rows = []
+            for f in files[i:i + chunk_size]:
+                try:
+                    body: object = f.read_bytes().decode("utf-8")
+                except UnicodeDecodeError:
+                    body = f.read_bytes()
+                rows.append({id_col: f.stem, text_col: body})
+            yield pd.DataFrame(rows)
+        return
+    suffix = p.suffix.lower()
+    if suffix == ".csv":
+        yield from pd.read_csv(p, chunksize=chunk_size, dtype=str, keep_default_na=False, encoding_errors="replace")
+    elif suffix in (".jsonl", ".ndjson"):
+        yield from pd.read_json(p, lines=True, chunksize=chunk_size, dtype=False)
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(p).iter_batches(batch_size=chunk_size):
+            yield batch.to_pandas()
+    else:
+        raise InputError(f"unsupported input format {suffix!r}: use .csv, .jsonl, .parquet or a folder of .txt files")
+
+
+def exam_from_row(row: dict, exam_cols: Optional[list[str]]) -> Optional[dict]:
+    """Exam fields from table columns named like Exam fields (optionally prefixed ``exam_``)."""
+    exam = {}
+    for name in EXAM_FIELDS:
+        for col in (f"exam_{name}", name):
+            if col in row and (exam_cols is None or col in exam_cols):
+                value = row[col]
+                if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+                    break
+                if name in LIST_FIELDS and isinstance(value, str):
+                    value = json.loads(value) if value.strip().startswith("[") else [v.strip() for v in value.split(";") if v.strip()]
+                elif isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+                    value = value.lower() in ("true", "yes")
+                exam[name] = value
+                break
+    if "exam" in row and isinstance(row["exam"], (dict, str)) and row["exam"]:
+        extra = row["exam"] if isinstance(row["exam"], dict) else json.loads(row["exam"])
+        exam.update(extra)
+    return exam or None
+
+
+# ----------------------------------------------------------------- rows out
+def result_row(r: Result) -> dict:
+    present = [f for f in r.findings if f.affirmed and f.kind != "concept"]
+    grades = [f.grade for f in present if f.grade is not None]
+    return {
+        "report_id": r.report_id,
+        "modality": r.study.modality,
+        "region": r.study.region,
+        "n_findings": len(r.findings),
+        "n_present": len(present),
+        "max_grade": max(grades) if grades else None,
+        "concordance": r.concordance.overall if r.concordance else None,
+        "category": r.recommendation.category if r.recommendation else None,
+        "invasive_allowed": bool(r.recommendation and r.recommendation.invasive_allowed),
+        "flags": ",".join(r.flags),
+        "notes": "; ".join(r.errors),
+    }
+
+
+def finding_rows(r: Result) -> list[dict]:
+    rows = []
+    for i, f in enumerate(r.findings):
+        d = f.model_dump(include=set(FINDING_COLUMNS))
+        d["roots"] = ",".join(f.roots)
+        d["report_id"] = r.report_id
+        d["finding_index"] = i
+        rows.append({c: d.get(c) for c in FINDING_COLUMNS})
+    return rows
+
+
+# ----------------------------------------------------------------- writers
+class SQLiteWriter:
+    """Three tables plus a progress table in one SQLite file; one transaction per chunk."""
+
+    def __init__(self, path: str, resume: bool):
+        self.path = path
+        if not resume and os.path.exists(path):
+            os.remove(path)
+        self.db = sqlite3.connect(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS results (report_id TEXT PRIMARY KEY, modality TEXT, region TEXT, n_findings INTEGER,
+              n_present INTEGER, max_grade INTEGER, concordance TEXT, category TEXT, invasive_allowed INTEGER, flags TEXT, notes TEXT);
+            CREATE TABLE IF NOT EXISTS findings (report_id TEXT, finding_index INTEGER, kind TEXT, level TEXT, side TEXT, zone TEXT,
+              roots TEXT, roots_inferred INTEGER, severity TEXT, grade INTEGER, negated INTEGER, uncertain INTEGER, historical INTEGER,
+              hypothetical INTEGER, certainty TEXT, section TEXT, text TEXT, start INTEGER, "end" INTEGER,
+              PRIMARY KEY (report_id, finding_index));
+            CREATE TABLE IF NOT EXISTS errors (report_id TEXT, row_number INTEGER PRIMARY KEY, stage TEXT, reason TEXT);
+            CREATE TABLE IF NOT EXISTS _progress (chunk INTEGER PRIMARY KEY, rows_in INTEGER, finished_at REAL);
+            """
+        )
+
+    def done_chunks(self) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM _progress").fetchone()
+        return row[0]
+
+    def seen_ids(self) -> set:
+        return {r[0] for r in self.db.execute("SELECT report_id FROM results")}
+
+    def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
+        with self.db:
+            self.db.executemany(f"INSERT INTO results VALUES ({','.join('?' * len(RESULT_COLUMNS))})",
+                                [tuple(r[c] for c in RESULT_COLUMNS) for r in results])
+            self.db.executemany(f"INSERT INTO findings VALUES ({','.join('?' * len(FINDING_COLUMNS))})",
+                                [tuple(r[c] for c in FINDING_COLUMNS) for r in findings])
+            self.db.executemany("INSERT INTO errors VALUES (?,?,?,?)", [tuple(r[c] for c in ERROR_COLUMNS) for r in errors])
+            self.db.execute("INSERT INTO _progress VALUES (?,?,?)", (chunk, rows_in, time.time()))
+
+    def counts(self) -> tuple[int, int, int]:
+        q = self.db.execute
+        return (q("SELECT COUNT(*) FROM results").fetchone()[0], q("SELECT COUNT(*) FROM errors").fetchone()[0],
+                q("SELECT COUNT(*) FROM findings").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class FileWriter:
+    """results/findings/errors as CSV, JSONL or Parquet files in a folder; parts are renamed into place."""
+
+    def __init__(self, folder: str, fmt: str, resume: bool):
+        self.folder = Path(folder)
+        self.fmt = fmt
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            for f in self.folder.glob("*.part-*"):
+                f.unlink()
+            for f in self.folder.glob("_progress.jsonl"):
+                f.unlink()
+
+    def done_chunks(self) -> int:
+        p = self.folder / "_progress.jsonl"
+        return sum(1 for _ in p.open()) if p.exists() else 0
+
+    def seen_ids(self) -> set:
+        ids = set()
+        for f in sorted(self.folder.glob(f"results.part-*.{self.fmt}")):
+            ids.update(self._read(f)["report_id"].astype(str))
+        return ids
+
+    def _read(self, f: Path) -> pd.DataFrame:
+        if self.fmt == "csv":
+            return pd.read_csv(f, dtype=str, keep_default_na=False)
+        if self.fmt == "jsonl":
+            return pd.read_json(f, lines=True, dtype=False)
+        return pd.read_parquet(f)
+
+    def _write(self, name: str, chunk: int, rows: list[dict], columns: list[str]) -> None:
+        df = pd.DataFrame(rows, columns=columns)
+        final = self.folder / f"{name}.part-{chunk:06d}.{self.fmt}"
+        tmp = final.with_suffix(final.suffix + ".tmp")
+        if self.fmt == "csv":
+            df.to_csv(tmp, index=False)
+        elif self.fmt == "jsonl":
+            df.to_json(tmp, orient="records", lines=True)
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, final)
+
+    def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
+        self._write("results", chunk, results, RESULT_COLUMNS)
+        self._write("findings", chunk, findings, FINDING_COLUMNS)
+        self._write("errors", chunk, errors, ERROR_COLUMNS)
+        with open(self.folder / "_progress.jsonl", "a") as fh:
+            fh.write(json.dumps({"chunk": chunk, "rows_in": rows_in}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def counts(self) -> tuple[int, int, int]:
+        n = []
+        for name in ("results", "errors", "findings"):
+            n.append(sum(len(self._read(f)) for f in self.folder.glob(f"{name}.part-*.{self.fmt}")))
+        return tuple(n)
+
+    def close(self) -> None:
+        pass
+
+
+def open_writer(out: str, resume: bool):
+    suffix = Path(out).suffix.lower()
+    if suffix in (".db", ".sqlite", ".sqlite3"):
+        return SQLiteWriter(out, resume)
+    fmt = {"": "parquet"}.get(suffix, None)
+    if out.endswith(("/csv", "-csv")):
+        fmt = "csv"
+    for name in ("csv", "jsonl", "parquet"):
+        if out.rstrip("/").endswith(f".{name}.d") or out.rstrip("/").endswith(f"_{name}"):
+            fmt = name
+    return FileWriter(out, fmt or "parquet", resume)
+
+
+# ----------------------------------------------------------------- the run
+def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, exam_cols, seen: set,
+                  n_process: int = 1) -> tuple[list[dict], list[dict], list[dict], int]:
+    """Analyse one chunk: (result rows, finding rows, error rows, characters analysed)."""
+    from . import analyze_many
+
+    errors: list[dict] = []
+    ok_ids, ok_texts, ok_exams = [], [], []
+    records = df.to_dict(orient="records")
+    for offset, row in enumerate(records):
+        number = start_row + offset
+        rid = row.get(id_col)
+        rid = None if rid is None or (isinstance(rid, float) and pd.isna(rid)) or str(rid).strip() == "" else str(rid)
+        body = row.get(text_col)
+        reason = None
+        stage = "input"
+        if rid is None:
+            reason = f"missing id (column {id_col!r})"
+        elif rid in seen:
+            reason = "duplicate id"
+        elif body is None or (isinstance(body, float) and pd.isna(body)):
+            reason = f"missing text (column {text_col!r})"
+        elif isinstance(body, (bytes, bytearray)):
+            try:
+                body = bytes(body).decode("utf-8")
+            except UnicodeDecodeError:
+                reason = "text is not UTF-8"
+        elif not isinstance(body, str):
+            reason = f"text is {type(body).__name__}, not text"
+        if reason is None and isinstance(body, str):
+            if not body.strip():
+                reason = "empty text"
+            elif len(body) > MAX_CHARS:
+                reason = f"text over the size limit ({len(body):,} > {MAX_CHARS:,} characters)"
+        exam = None
+        if reason is None:
+            try:
+                exam = exam_from_row(row, exam_cols)
+                if exam is not None:
+                    exam = Exam.model_validate(exam).model_dump(exclude_unset=True)
+            except (ValueError, TypeError) as exc:
+                stage, reason = "exam", f"invalid exam fields: {str(exc).splitlines()[0][:200]}"
+        if reason is not None:
+            errors.append({"report_id": rid, "row_number": number, "stage": stage, "reason": reason})
+            continue
+        seen.add(rid)
+        ok_ids.append(rid)
+        ok_texts.append(body)
+        ok_exams.append(exam)
+    results, findings = [], []
+    chars = 0
+    try:
+        analysed = list(analyze_many(ok_texts, n_process=n_process, exams=ok_exams, report_ids=ok_ids))
+    except Exception:  # one bad report must not sink its chunk: retry one by one
+        analysed = None
+    if analysed is None:
+        analysed = []
+        for rid, text, exam in zip(ok_ids, ok_texts, ok_exams):
+            try:
+                analysed.extend(analyze_many([text], exams=[exam], report_ids=[rid]))
+            except (ReportNLPError, ValueError, RecursionError, MemoryError) as exc:
+                errors.append({"report_id": rid, "row_number": None, "stage": "analysis", "reason": f"{type(exc).__name__}"})
+                seen.discard(rid)
+    for r in analysed:
+        results.append(result_row(r))
+        findings.extend(finding_rows(r))
+    chars = sum(len(t) for t in ok_texts)
+    # row numbers of analysis errors: fill from the id
+    numbers = {str(row.get(id_col)): start_row + i for i, row in enumerate(records)}
+    for e in errors:
+        if e["row_number"] is None:
+            e["row_number"] = numbers.get(e["report_id"])
+    return results, findings, errors, chars
+
+
+def run(
+    input_path: str,
+    out: str,
+    id_col: str = "id",
+    text_col: str = "text",
+    exam_cols: Optional[list[str]] = None,
+    workers: int = 1,
+    resume: bool = False,
+    chunk_size: int = 1000,
+    progress: Optional[Callable[[Summary], None]] = None,
+) -> Summary:
+    """Run the batch; returns a Summary whose ``balanced`` says rows in == results + errors."""
+    writer = open_writer(out, resume)
+    summary = Summary()
+    t0 = time.perf_counter()
+    try:
+        skip = writer.done_chunks() if resume else 0
+        summary.resumed_chunks = skip
+        seen = writer.seen_ids() if skip else set()
+        row = 0
+        for chunk_no, df in enumerate(read_chunks(input_path, id_col, text_col, chunk_size)):
+            n = len(df)
+            if chunk_no < skip:
+                row += n
+                continue
+            if id_col not in df.columns and len(df):
+                raise InputError(f"no id column {id_col!r} in input (columns: {', '.join(map(str, df.columns))})")
+            if text_col not in df.columns and len(df):
+                raise InputError(f"no text column {text_col!r} in input (columns: {', '.join(map(str, df.columns))})")
+            results, findings, errors, chars = process_chunk(df, row, id_col, text_col, exam_cols, seen, workers)
+            writer.write(chunk_no, n, results, findings, errors)
+            row += n
+            summary.chars += chars
+            for r in results:
+                summary.categories[r["category"]] = summary.categories.get(r["category"], 0) + 1
+            for f in findings:
+                if not (f["negated"] or f["historical"] or f["hypothetical"]):
+                    summary.kinds[f["kind"]] = summary.kinds.get(f["kind"], 0) + 1
+            summary.seconds = time.perf_counter() - t0
+            summary.rows_in = row
+            if progress:
+                progress(summary)
+        summary.rows_in = row
+        summary.results, summary.errors, summary.findings = writer.counts()
+    finally:
+        writer.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary

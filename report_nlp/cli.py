@@ -1,0 +1,253 @@
+"""``report-nlp``: a thin typer shell over the library; errors become one line and an exit code."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Spine MRI report NLP: findings, concordance, guideline.")
+out = Console()
+err = Console(stderr=True)
+
+STATUS_STYLE = {"negated": "strike dim", "uncertain": "italic yellow", "historical": "dim", "hypothetical": "italic cyan"}
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line to stderr and exit; never a traceback for user errors."""
+    err.print(f"[bold red]Error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def read_text_arg(path: str) -> str:
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        where = "standard input"
+    else:
+        p = Path(path)
+        if not p.exists():
+            fail(f"file not found: {path}")
+        if p.is_dir():
+            fail(f"{path} is a folder, not a report file")
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            fail(f"cannot read {path}: {exc.strerror}")
+        where = path
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail(f"{where} is not UTF-8 text (invalid byte at position {exc.start})")
+    return ""  # unreachable
+
+
+def read_exam_arg(path: Optional[str]):
+    if path is None:
+        return None
+    from pydantic import ValidationError
+
+    from .schema import Exam
+
+    text = read_text_arg(path)
+    try:
+        return Exam.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "exam"
+        fail(f"invalid exam JSON in {path}: {where}: {first['msg']}")
+    return None
+
+
+@app.command()
+def analyze(
+    file: str = typer.Argument("-", help="Report text file, or - for standard input."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json"),
+    concept: List[str] = typer.Option([], "--concept", "-c", help="Extra target phrase (repeatable)."),
+    exam: Optional[str] = typer.Option(None, "--exam", "-e", help="Exam JSON file (see `report-nlp schema`)."),
+):
+    """Analyse one report and print its findings (and, with --exam, concordance and recommendation).
+
+    Example: report-nlp analyze report.txt --exam exam.json
+    """
+    if fmt not in ("table", "json"):
+        fail(f"--format must be table or json, not {fmt!r}")
+    text = read_text_arg(file)
+    exam_obj = read_exam_arg(exam)
+    from . import analyze as run
+    from .errors import ReportNLPError
+
+    try:
+        result = run(text, exam=exam_obj, concepts=concept or None, report_id=None if file == "-" else Path(file).name)
+    except ReportNLPError as exc:
+        fail(str(exc))
+    if fmt == "json":
+        out.print_json(result.model_dump_json())
+        return
+    print_result(result)
+
+
+def print_result(result) -> None:
+    if not out.is_terminal:
+        out.width = max(out.width, 160)  # files and pipes: do not fold the table to 80 columns
+    s = result.study
+    out.print(f"[bold]Study:[/] {s.modality} {s.region}" + ("" if s.contrast is None else (" with contrast" if s.contrast else " without contrast")))
+    table = Table(title="Findings", show_lines=False)
+    for col in ("kind", "level", "side", "zone", "roots", "severity", "grade", "status", "section", "evidence"):
+        table.add_column(col)
+    for f in result.findings:
+        status = [name for name in ("negated", "uncertain", "historical", "hypothetical") if getattr(f, name)]
+        roots = ",".join(f.roots) + (" (inferred)" if f.roots_inferred and f.roots else "")
+        style = STATUS_STYLE.get(status[0]) if status else None
+        table.add_row(f.concept or f.kind, f.level or "", f.side or "", f.zone or "", roots, f.severity or "",
+                      "" if f.grade is None else str(f.grade), ",".join(status) or "present", f.section, f.text, style=style)
+    out.print(table)
+    if result.history_red_flags:
+        flags = ", ".join(f"{r.code}{' (negated)' if r.negated else ''}" for r in result.history_red_flags)
+        out.print(f"[bold]Red flags in history:[/] {flags}")
+    if result.concordance is not None:
+        c = result.concordance
+        out.print(f"[bold]Concordance:[/] {c.overall} - {c.explanation}")
+        for v in c.per_finding:
+            out.print(f"  finding {v.finding_index}: {v.verdict}: {v.explanation}")
+        if c.unmapped_exam_terms:
+            out.print(f"  [yellow]unmapped exam terms:[/] {', '.join(c.unmapped_exam_terms)}")
+    if result.recommendation is not None:
+        r = result.recommendation
+        out.print(f"[bold]Recommendation:[/] {r.category}  (invasive allowed: {'yes' if r.invasive_allowed else 'no'})")
+        for reason in r.reasons:
+            out.print(f"  - {reason}")
+        for w in r.warnings:
+            out.print(f"  [yellow]warning {w.code}:[/] {w.message}")
+        for c in r.citations:
+            out.print(f"  [dim]guideline {c.id}: {c.text}[/]")
+    if result.flags:
+        out.print(f"[bold]Flags:[/] {', '.join(result.flags)}")
+    notes = [e for e in result.errors]
+    if notes:
+        out.print(f"[dim]Notes: {'; '.join(notes)}[/]")
+
+
+@app.command()
+def schema(what: str = typer.Argument("result", help="result, exam or corpus")):
+    """Print the JSON Schema of the data contract.
+
+    Example: report-nlp schema exam
+    """
+    from .schema import Exam, GoldReport, Result
+
+    models = {"result": Result, "exam": Exam, "corpus": GoldReport}
+    if what not in models:
+        fail(f"unknown schema {what!r}; choose one of: {', '.join(models)}")
+    out.print_json(json.dumps(models[what].model_json_schema()))
+
+
+@app.command()
+def evaluate(
+    gold: str = typer.Argument(..., help="Gold JSONL file (corpora/gold_test.jsonl)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json"),
+    errors: bool = typer.Option(False, "--errors", help="List every false positive, false negative and wrong attribute."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score medspaCy's default ConText rules."),
+):
+    """Score the pipeline (and the medspaCy-default baseline) against a gold corpus.
+
+    Example: report-nlp evaluate corpora/gold_test.jsonl
+    """
+    from .corpus import read_gold
+    from .evaluate import evaluate as run
+
+    if not Path(gold).exists():
+        fail(f"file not found: {gold}")
+    try:
+        rows = read_gold(gold)
+    except ValueError as exc:
+        fail(str(exc))
+    systems = ("report_nlp", "medspacy_default") if baseline else ("report_nlp",)
+    scores = run(rows, systems)
+    if fmt == "json":
+        payload = {name: s.to_dict() for name, s in scores.items()}
+        if errors:
+            payload["errors"] = scores["report_nlp"].errors
+        out.print_json(json.dumps(payload))
+        return
+    for name, s in scores.items():
+        t = Table(title=f"{name}: detection on (kind, level, side), {len(rows)} reports")
+        for col in ("kind", "gold", "pred", "precision", "recall", "f1", "strict_f1"):
+            t.add_column(col, justify="right" if col != "kind" else "left")
+        for kind, row in s.table.iterrows():
+            t.add_row(kind, str(row["gold"]), str(row["pred"]), f"{row['precision']:.3f}", f"{row['recall']:.3f}",
+                      f"{row['f1']:.3f}", f"{row['strict_f1']:.3f}")
+        out.print(t)
+        attrs = "  ".join(f"{k}={v:.3f}" for k, v in s.attributes.items() if not k.endswith("_n"))
+        out.print(f"[bold]{name} attributes on matched findings:[/] {attrs}")
+    if errors:
+        for e in scores["report_nlp"].errors:
+            out.print(f"[{e['report_id']}] {e['error']} {e['kind']} {e['level']} {e['side']} {e['wrong'] or ''}: {e['sentence']}", highlight=False)
+
+
+@app.command()
+def batch(
+    input_path: str = typer.Argument(..., metavar="INPUT", help="CSV, JSONL, Parquet file or a folder of .txt files."),
+    out: str = typer.Option("report_nlp.db", "--out", "-o", help="SQLite file (.db) or an output folder (Parquet; *_csv / *_jsonl for those)."),
+    id_col: str = typer.Option("id", "--id-col", help="Column holding the report id."),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the report text."),
+    exam_cols: Optional[str] = typer.Option(None, "--exam-cols", help="Comma-separated exam columns (default: any column named like an Exam field)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes."),
+    resume: bool = typer.Option(False, "--resume", help="Continue after the last committed chunk of an interrupted run."),
+    chunk_size: int = typer.Option(1000, "--chunk-size", help="Reports per chunk (one transaction each)."),
+):
+    """Analyse many reports into results / findings / errors tables and print a summary.
+
+    Example: report-nlp batch samples/reports.csv --out report_nlp.db
+    """
+    import time as _time
+
+    from .batch import run as run_batch
+    from .errors import ReportNLPError
+
+    interactive = sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(summary) -> None:
+        now = _time.perf_counter()
+        if interactive or now - last[0] > 10:
+            last[0] = now
+            rate = summary.rows_in / summary.seconds if summary.seconds else 0.0
+            err.print(f"{summary.rows_in:,} reports  {rate:,.0f} reports/s  {summary.chars / max(summary.seconds, 1e-9):,.0f} chars/s", highlight=False)
+
+    try:
+        summary = run_batch(input_path, out, id_col=id_col, text_col=text_col,
+                            exam_cols=exam_cols.split(",") if exam_cols else None, workers=workers,
+                            resume=resume, chunk_size=chunk_size, progress=progress)
+    except ReportNLPError as exc:
+        fail(str(exc))
+    print_summary(summary, out)
+    if not summary.balanced:
+        fail(f"row count mismatch: {summary.rows_in} in, {summary.results} results + {summary.errors} errors", code=1)
+
+
+def print_summary(summary, out_path: str) -> None:
+    t = Table(title=f"Batch summary -> {out_path}")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_row("rows in", f"{summary.rows_in:,}")
+    t.add_row("results", f"{summary.results:,}")
+    t.add_row("errors", f"{summary.errors:,}")
+    t.add_row("rows in = results + errors", "yes" if summary.balanced else "NO")
+    t.add_row("findings", f"{summary.findings:,}")
+    if summary.resumed_chunks:
+        t.add_row("chunks skipped (resume)", str(summary.resumed_chunks))
+    rate = summary.rows_in / summary.seconds if summary.seconds else 0
+    t.add_row("reports/s", f"{rate:,.1f}")
+    for kind, n in sorted(summary.kinds.items(), key=lambda x: -x[1]):
+        t.add_row(f"present: {kind}", str(n))
+    for cat, n in sorted(summary.categories.items(), key=lambda x: -x[1]):
+        t.add_row(f"recommendation: {cat}", str(n))
+    out.print(t)
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,124 @@
+"""Doc -> the contract's objects: ``Finding`` list, ``Study``, red flags in the history section.
+
+Findings in HISTORY / INDICATION / TECHNIQUE / COMPARISON text are the reason for the exam or the
+past, not imaging findings: they are kept out of ``findings``; red-flag wording in the history text
+is returned separately for the guideline.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from spacy.tokens import Doc
+
+from ..resources import load_rules
+from ..schema import Cue, Finding, RedFlagMention, Study
+
+EXCLUDED_SECTIONS = {"history", "technique", "comparison"}
+
+
+def to_findings(doc: Doc, original: str, offset: int = 0) -> list[Finding]:
+    """Findings of one Doc; ``original`` is the user's text (the Doc holds its cleaned copy)."""
+    out = []
+    for raw in doc._.report_findings:
+        if raw["section"] in EXCLUDED_SECTIONS:
+            continue
+        start, end = raw["start"] + offset, raw["end"] + offset
+        out.append(
+            Finding(
+                kind=raw["kind"],
+                level=raw["level"],
+                side=raw["side"],
+                zone=raw["zone"],
+                roots=raw["roots"],
+                roots_inferred=raw["roots_inferred"],
+                severity=raw["severity"],
+                grade=raw["grade"],
+                negated=raw["negated"],
+                uncertain=raw["uncertain"],
+                historical=raw["historical"],
+                hypothetical=raw["hypothetical"],
+                certainty=raw["certainty"],
+                section=raw["section"],
+                text=original[start:end],
+                start=start,
+                end=end,
+                concept=raw["concept"],
+                cues=[Cue(text=original[c["start"] + offset:c["end"] + offset], category=c["category"],
+                          start=c["start"] + offset, end=c["end"] + offset) for c in raw["cues"]],
+            )
+        )
+    return out
+
+
+class StudyReader:
+    """Modality, region and contrast from the EXAM line or the report's first lines."""
+
+    def __init__(self) -> None:
+        study = load_rules("lexicon")["study"]
+        self.modality = [(m["modality"], re.compile(m["pattern"], re.I)) for m in study["modality"]]
+        self.region = [(r["region"], re.compile(r["pattern"], re.I)) for r in study["region"]]
+        self.contrast = [(c["contrast"], re.compile(c["pattern"], re.I)) for c in study["contrast"]]
+        self.transitional = re.compile(load_rules("lexicon")["transitional_anatomy"], re.I)
+
+    def read(self, text: str, sections, levels: list[str]) -> Study:
+        header_text = ""
+        for category, role, h_start, h_end, body_end in sections:
+            if role == "exam":
+                header_text += " " + text[h_end:min(body_end, h_end + 300)]
+        first = sections[0][2] if sections else len(text)
+        header_text += " " + text[: min(first, 300)]
+        if not header_text.strip():
+            header_text = text[:200]
+        modality = next((name for name, rx in self.modality if rx.search(header_text)), "unknown")
+        found = [name for name, rx in self.region if rx.search(header_text)]
+        if "multiple" in found or len(set(found)) > 1:
+            region = "multiple"
+        elif found:
+            region = found[0]
+        else:
+            letters = {lv[0] for lv in levels if lv}
+            region = {"C": "cervical", "T": "thoracic", "L": "lumbar"}.get(next(iter(letters)), "unknown") if len(letters) == 1 else ("multiple" if len(letters) > 1 else "unknown")
+        contrast = next((value for value, rx in self.contrast if rx.search(header_text)), None)
+        return Study(modality=modality, region=region, contrast=contrast)
+
+    def numbering_uncertain(self, text: str) -> bool:
+        return bool(self.transitional.search(text))
+
+
+class RedFlagReader:
+    """Red-flag wording in HISTORY / INDICATION text, with a simple preceding-negation check."""
+
+    def __init__(self) -> None:
+        data = load_rules("red_flags")
+        self.flags = [(f["code"], re.compile(f["pattern"], re.I)) for f in data["flags"]]
+        self.negation = re.compile(data["negation"], re.I)
+        self.clause = re.compile(r"[.;\n]|\bbut\b", re.I)
+
+    def read(self, text: str, sections, original: str, offset: int = 0) -> list[RedFlagMention]:
+        out = []
+        for category, role, h_start, h_end, body_end in sections:
+            if category != "history":
+                continue
+            body = text[h_end:body_end]
+            for code, rx in self.flags:
+                for m in rx.finditer(body):
+                    start, end = h_end + m.start(), h_end + m.end()
+                    clause_start = h_end
+                    for c in self.clause.finditer(body, 0, m.start()):
+                        clause_start = h_end + c.end()
+                    negated = bool(self.negation.search(text[clause_start:start]))
+                    out.append(RedFlagMention(code=code, text=original[start + offset:end + offset],
+                                              start=start + offset, end=end + offset, negated=negated))
+        out.sort(key=lambda r: r.start)
+        return out
+
+
+@lru_cache(maxsize=1)
+def study_reader() -> StudyReader:
+    return StudyReader()
+
+
+@lru_cache(maxsize=1)
+def red_flag_reader() -> RedFlagReader:
+    return RedFlagReader()

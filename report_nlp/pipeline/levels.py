@@ -1,0 +1,647 @@
+"""Attach spinal level, side, zone, roots and severity to every target, and emit raw findings.
+
+Levels are found by regular expressions over the text (``patterns/lexicon.json``), grouped into lists
+and ranges ("L4-5 and L5-S1", "L3-4 through L5-S1"), and attached to targets sentence by sentence:
+
+* a group after a preposition ("... stenosis at L4-5") claims the targets of its clause before it;
+* any other group ("At L4-5, ...", "L4-5 disc bulge") claims the targets after it in its clause;
+* a target left over takes the nearest group of its sentence, else the level in force in its
+  paragraph (a level header such as "L4-5:", or the last level named next to a finding), else the
+  level its stated root implies.
+
+Side, severity, zone and stated roots are read from a short window before the target (its noun
+phrase), the target itself, and a short window after it ("... stenosis, moderate on the left").
+Targets joined by "and"/"or" share their modifiers; an impingement target linked to the finding
+before it ("... stenosis with impingement of ...") takes that finding's side and zone.
+"""
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from ..resources import load_rules
+from ..schema import GRADE_SEVERITY, SEVERITY_GRADE
+from .sections import section_at
+from .targets import CONCEPT_LABEL, SPAN_GROUP
+
+if not Doc.has_extension("report_findings"):
+    Doc.set_extension("report_findings", default=())
+
+VERTEBRAE = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)] + ["S1", "S2"]
+_VIDX = {v: i for i, v in enumerate(VERTEBRAE)}
+SPINE_KINDS_WITHOUT_SIDE = {"central_canal_stenosis", "cord_compression", "cauda_equina_compression"}
+STATUS_ATTRS = {
+    "NEGATED_EXISTENCE": "negated",
+    "POSSIBLE_EXISTENCE": "uncertain",
+    "PROBABLE_EXISTENCE": "uncertain",
+    "HYPOTHETICAL": "hypothetical",
+    "HISTORICAL": "historical",
+}
+
+
+@dataclass
+class LevelGroup:
+    """Consecutive level mentions read as one list or range."""
+
+    start: int
+    end: int
+    levels: list[str]
+    null: bool = False  # "at any level", "multilevel": explicitly no single level
+    claims: list[int] = field(default_factory=list)
+
+
+def disc_levels(r1: str, n1: str, r2: str | None, n2: str) -> list[str]:
+    """Canonical disc levels between two vertebrae ("L", "3", None, "5" -> L3-L4, L4-L5)."""
+    r1 = r1.upper()
+    r2 = (r2 or r1).upper()
+    upper, lower = f"{r1}{int(n1)}", f"{r2}{int(n2)}"
+    if upper not in _VIDX or lower not in _VIDX:
+        return []
+    i, j = _VIDX[upper], _VIDX[lower]
+    if j <= i or j - i > 8:
+        return []
+    return [f"{VERTEBRAE[k]}-{VERTEBRAE[k + 1]}" for k in range(i, j)]
+
+
+class Attacher:
+    """Compiled vocabulary and the attachment procedure (plain Python over character offsets)."""
+
+    def __init__(self) -> None:
+        lex = load_rules("lexicon")
+        sev = load_rules("severity")
+        anatomy = load_rules("anatomy")
+        lv = lex["levels"]
+        flags = re.I
+        self.level_res = [
+            re.compile(lv["disc_level"], flags),
+            re.compile(lv["disc_level_fused"]),
+            re.compile(lv["vertebra_pair"], flags),
+            re.compile(lv["vertebra_range"], flags),
+        ]
+        self.junctions = [(re.compile(j["pattern"], flags), j["level"]) for j in lv["junctions"]]
+        self.null_levels = re.compile(lv["null_levels"], flags)
+        self.range_joiner = re.compile(lv["range_joiner"], flags)
+        self.range_prefix = re.compile(lv["range_prefix"], flags)
+        self.list_joiner = re.compile(lv["list_joiner"], flags)
+        self.backward_prep = re.compile(lv["backward_prepositions"], flags)
+        self.sides = [(s["side"], re.compile(s["pattern"], flags)) for s in lex["sides"]]
+        self.side_any = re.compile("|".join(f"(?:{s['pattern']})" for s in lex["sides"] if s["side"] != "central"), flags)
+        self.post_side = re.compile(
+            r"\b(?:on|to|towards?|at)\s+the\s+(?P<a>left|right)(?:\s+side)?\b|\b(?P<b>bilaterally|on\s+both\s+sides)\b"
+            r"|\b(?P<c>(?:left|right)\s*(?:>|greater\s+than|more\s+than|worse\s+than)\s*(?:the\s+)?(?:left|right)|[LR]\s*>\s*[LR])\b"
+            r"|\((?P<d>left|right|bilateral|L|R)\)|\b(?P<e>left|right)[- ]sided\b|\bworse\s+on\s+the\s+(?P<f>left|right)\b",
+            flags,
+        )
+        self.plural_bilateral = re.compile(lex["plural_bilateral"], flags)
+        self.zones = [(z["zone"], re.compile(z["pattern"], flags)) for z in lex["zones"]]
+        self.root_mention = re.compile(lex["root_mention"], flags)
+        self.root_role_mention = re.compile(lex["root_role_mention"], flags)
+        self.root_roles = lex["root_roles"]
+        self.clause_break = re.compile(lex["clause_breaks"], flags)
+        self.coordination = re.compile(lex["coordination"], flags)
+        self.linking = re.compile(lex["linking"], flags)
+        self.pre_break = re.compile(
+            r"[,;:.()]|\b(?:with|without|and(?!\s+(?:left|right|bilateral|mild|mildly|moderate|moderately|severe|severely|minimal)\b)"
+            r"|causing|resulting\s+in|contributing\s+to|which|due\s+to|from|secondary\s+to|along\s+with|by|producing|creating|but|also)\b",
+            flags,
+        )
+        self.post_break = re.compile(
+            r"[;.]|,\s*(?:and|but|with|while|which|as\s+well)\b|\b(?:but|while|whereas|however|with|without|no|there)\b", flags
+        )
+        sev_alt = "|".join(f"(?P<s{i}>{w['pattern']})" for i, w in enumerate(sev["words"]))
+        self.sev_re = re.compile(rf"\b(?:{sev_alt})\b", flags)
+        self.sev_names = [w["severity"] for w in sev["words"]]
+        self.post_sev = re.compile(
+            rf"^\s*(?:(?:at|in)\s+(?:the\s+)?[CTL]\d[\w/-]*(?:\s+levels?)?\s*)?(?:,\s*|-\s*|\(\s*)?(?:(?:which|that)\s+)?(?:(?:is|are|appears?|appearing|measures?|measuring|seems?|remains?|being)\s+)?"
+            rf"(?:(?:again|still|now|at\s+least|up\s+to|overall|also)\s+)?(?:{sev_alt})\b",
+            flags,
+        )
+        self.sev_pair = re.compile(
+            rf"(?P<a>{self._sev_plain(sev)})\s+(?:on\s+the\s+)?(?P<sa>left|right)\s*(?:,|and|/)\s*(?P<b>{self._sev_plain(sev)})\s+(?:on\s+the\s+)?(?P<sb>left|right)\s*$",
+            flags,
+        )
+        self.floors = [(f["grade"], re.compile(rf"\b(?:{f['pattern']})", flags)) for f in sev["relation_floors"]]
+        self.exiting = {lv_["level"]: lv_["exiting"] for lv_ in anatomy["levels"]}
+        self.traversing = {lv_["level"]: lv_["traversing"] for lv_ in anatomy["levels"]}
+        self.level_of_exiting = {v: k for k, v in self.exiting.items()}
+        self.level_of_traversing = {}
+        for k, v in self.traversing.items():
+            self.level_of_traversing.setdefault(v, k)
+        self.zone_role = anatomy["zone_role"]
+
+    @staticmethod
+    def _sev_plain(sev: dict) -> str:
+        return "|".join(f"(?:{w['pattern']})" for w in sev["words"])
+
+    # ------------------------------------------------------------------ levels
+    def level_groups(self, text: str) -> list[LevelGroup]:
+        mentions: list[tuple[int, int, list[str], tuple]] = []
+        for regex in self.level_res:
+            for m in regex.finditer(text):
+                gd = m.groupdict()
+                r1, n1, r2, n2 = gd["r1"], gd["n1"], gd.get("r2"), gd["n2"]
+                levels = disc_levels(r1, n1, r2, n2)
+                if regex is self.level_res[1] and len(levels) != 1:
+                    continue  # "L45" only when the two numbers are adjacent
+                if regex is self.level_res[3]:
+                    pass
+                if levels:
+                    upper = f"{r1.upper()}{int(n1)}"
+                    lower = f"{(r2 or r1).upper()}{int(n2)}"
+                    mentions.append((m.start(), m.end(), levels, (upper, lower)))
+        for regex, level in self.junctions:
+            for m in regex.finditer(text):
+                up, lo = level.split("-")
+                mentions.append((m.start(), m.end(), [level], (up, lo)))
+        for m in self.null_levels.finditer(text):
+            mentions.append((m.start(), m.end(), [], ("", "")))
+        mentions.sort(key=lambda x: (x[0], -x[1]))
+        kept: list[tuple[int, int, list[str], tuple]] = []
+        for mention in mentions:
+            if kept and mention[0] < kept[-1][1]:
+                continue
+            kept.append(mention)
+        groups: list[LevelGroup] = []
+        prev = None
+        for start, end, levels, span in kept:
+            if not levels:
+                groups.append(LevelGroup(start, end, [], null=True))
+                prev = None
+                continue
+            if prev is not None and groups and not groups[-1].null:
+                between = text[prev[1]:start]
+                if self.range_joiner.match(between):
+                    expanded = self._expand(prev[3][0], span[1])
+                    if expanded:
+                        group = groups[-1]
+                        group.levels = _unique(group.levels[:-len(prev[2])] + expanded)
+                        group.end = end
+                        prev = (start, end, levels, span)
+                        continue
+                if self.list_joiner.match(between):
+                    group = groups[-1]
+                    group.levels = _unique(group.levels + levels)
+                    group.end = end
+                    prev = (start, end, levels, span)
+                    continue
+            groups.append(LevelGroup(start, end, list(levels)))
+            prev = (start, end, levels, span)
+        return groups
+
+    @staticmethod
+    def _expand(upper: str, lower: str) -> list[str]:
+        if upper not in _VIDX or lower not in _VIDX:
+            return []
+        i, j = _VIDX[upper], _VIDX[lower]
+        if j <= i or j - i > 10:
+            return []
+        return [f"{VERTEBRAE[k]}-{VERTEBRAE[k + 1]}" for k in range(i, j)]
+
+    def assign_levels(self, text, sentences, paragraphs, headers, targets, groups) -> list[list[tuple]]:
+        """For each target (sorted by start): a list of (level, severity_override, side_override)."""
+        result: list[list[tuple]] = [[] for _ in targets]
+        headers = sorted(headers)
+        header_starts = [h[0] for h in headers]
+        header_levels = {}
+        for h in headers:
+            inside = [g for g in groups if g.start >= h[2] and g.end <= h[3] + 1]
+            header_levels[h[0]] = inside[0].levels if inside else []
+        para_starts = list(paragraphs)
+        t_starts = [t[0] for t in targets]
+        g_starts = [g.start for g in groups]
+        context: list[str] = []
+        current_para = -1
+        for s_start, s_end in sentences:
+            pi = bisect_right(para_starts, s_start) - 1
+            if pi != current_para:
+                current_para = pi
+                context = []
+            header = None
+            hi = bisect_right(header_starts, s_start + 6) - 1
+            if hi >= 0 and headers[hi][1] > s_start:
+                header = headers[hi]
+            if header is not None:
+                context = list(header_levels.get(header[0], []))
+            ti0 = bisect_right(t_starts, s_start - 1)
+            ti1 = bisect_right(t_starts, s_end - 1)
+            tidx = [i for i in range(ti0, ti1) if targets[i][1] <= s_end]
+            gi0 = bisect_right(g_starts, s_start - 1)
+            gi1 = bisect_right(g_starts, s_end - 1)
+            sgroups = [g for g in groups[gi0:gi1] if header is None or g.start >= header[1]]
+            if not tidx:
+                continue
+            claimed: dict[int, tuple] = {}
+            self._claim(text, s_start, targets, tidx, sgroups, claimed)
+            for i in tidx:
+                if i in claimed:
+                    result[i] = claimed[i]
+                    continue
+                before = [g for g in sgroups if g.end <= targets[i][0]]
+                after = [g for g in sgroups if g.start >= targets[i][1]]
+                if before:
+                    result[i] = [(lv, None, None) for lv in before[-1].levels]
+                elif after:
+                    result[i] = [(lv, None, None) for lv in after[0].levels]
+                elif context:
+                    result[i] = [(lv, None, None) for lv in context]
+            real = [g for g in sgroups if not g.null]
+            if sgroups and sgroups[-1].null:
+                context = []
+            elif real:
+                context = list(real[-1].levels)
+        return result
+
+    def _claim(self, text, s_start, targets, tidx, groups, claimed) -> None:
+        prev_end = s_start
+        last_backward = None
+        for g in groups:
+            before = [i for i in tidx if targets[i][0] >= prev_end and targets[i][1] <= g.start and i not in claimed]
+            if before:
+                gap_start = targets[before[-1]][1]
+                pre = text[gap_start:g.start]
+                region = text[targets[before[0]][0]:g.start]
+                if not self.clause_break.search(pre) and (self.backward_prep.search(pre) or pre.strip(" \t(:-") == ""):
+                    cut = [m.end() for m in self.clause_break.finditer(region)]
+                    first = targets[before[0]][0] + (cut[-1] if cut else 0)
+                    for i in before:
+                        if targets[i][0] >= first:
+                            claimed[i] = [(lv, None, None) for lv in g.levels]
+                            g.claims.append(i)
+                    last_backward = g
+                    prev_end = g.end
+                    continue
+            elif last_backward is not None and not g.null:
+                gap = text[last_backward.end:g.start]
+                m = re.match(r"^\s*(?:,|and|;|,\s*and)?\s*(?P<sev>[\w -]{0,30}?)\s*(?:on\s+the\s+(?P<side>left|right)\s*)?(?:at|in)\s*(?:the\s+)?$", gap, re.I)
+                if m and last_backward.claims and self.sev_re.fullmatch(m.group("sev").strip() or "-"):
+                    sev = self._severity_of(m.group("sev"))
+                    for i in last_backward.claims:
+                        claimed[i] = claimed[i] + [(lv, sev, m.group("side")) for lv in g.levels]
+                    g.claims.extend(last_backward.claims)
+                    prev_end = g.end
+                    continue
+            prev_end = g.end
+        for gi, g in enumerate(groups):
+            if g.claims:
+                continue
+            stop = groups[gi + 1].start if gi + 1 < len(groups) else None
+            after = [i for i in tidx if targets[i][0] >= g.end and (stop is None or targets[i][1] <= stop) and i not in claimed]
+            for i in after:
+                if self.clause_break.search(text, g.end, targets[i][0]):
+                    # "At L4-5, ..." opens its clause: a comma right after the level is not a break.
+                    brk = self.clause_break.search(text, g.end, targets[i][0])
+                    if text[g.end:brk.start()].strip(" ,:"):
+                        break
+                claimed[i] = [(lv, None, None) for lv in g.levels]
+                g.claims.append(i)
+
+    # ------------------------------------------------------- other attributes
+    def _severity_of(self, fragment: str):
+        m = self.sev_re.search(fragment)
+        if not m:
+            return None
+        return self._sev_name(m)
+
+    def _sev_name(self, m: re.Match) -> str:
+        for key, value in m.groupdict().items():
+            if value is not None and key.startswith("s"):
+                return self.sev_names[int(key[1:])]
+        return None
+
+    def pre_window(self, text: str, floor: int, start: int) -> int:
+        lo = max(floor, start - 80)
+        cut = lo
+        for m in self.pre_break.finditer(text, lo, start):
+            cut = m.end()
+        return cut
+
+    def post_window(self, text: str, end: int, ceiling: int) -> int:
+        hi = min(ceiling, end + 80)
+        m = self.post_break.search(text, end, hi)
+        return m.start() if m else hi
+
+    def side_in(self, fragment: str, nearest_last: bool = True):
+        hits = []
+        for side, regex in self.sides:
+            if side == "central":
+                continue
+            for m in regex.finditer(fragment):
+                hits.append((m.start(), m.end(), side))
+        if not hits:
+            return None
+        hits.sort()
+        # a bilateral phrase ("right greater than left") outranks the single sides inside it
+        best = hits[-1] if nearest_last else hits[0]
+        for h in hits:
+            if h[2] == "bilateral" and h[0] <= best[0] < h[1] + 1:
+                return "bilateral"
+        return best[2]
+
+    def post_side_of(self, fragment: str):
+        m = self.post_side.search(fragment)
+        if not m:
+            return None
+        if m.group("b") or m.group("c"):
+            return "bilateral"
+        word = (m.group("a") or m.group("d") or m.group("e") or m.group("f") or "").lower()
+        return {"l": "left", "r": "right"}.get(word, word) or None
+
+    def zones_in(self, fragment: str) -> list[tuple[int, str]]:
+        out = []
+        taken: list[tuple[int, int]] = []
+        for zone, regex in self.zones:
+            for m in regex.finditer(fragment):
+                if any(a <= m.start() < b for a, b in taken):
+                    continue
+                taken.append((m.start(), m.end()))
+                out.append((m.start(), zone))
+        out.sort()
+        return out
+
+    def stated_roots(self, fragment: str):
+        roots, role, side = [], None, None
+        for m in self.root_mention.finditer(fragment):
+            for tok in re.findall(r"[CTLS]?\d{1,2}", m.group("roots"), re.I):
+                letter = re.match(r"[CTLS]", tok, re.I)
+                prefix = letter.group(0).upper() if letter else (roots[-1][0] if roots else m.group("roots")[0].upper())
+                root = prefix + re.sub(r"\D", "", tok)
+                if root not in roots:
+                    roots.append(root)
+            role = role or (m.group("role") or "").lower() or None
+            side = side or (m.group("side") or "").lower() or None
+        if not roots:
+            for m in self.root_role_mention.finditer(fragment):
+                root = m.group("roots").upper()
+                if root not in roots:
+                    roots.append(root)
+                role = role or m.group("role").lower()
+                side = side or (m.group("side") or "").lower() or None
+        return roots, role, side
+
+    def floor_grade(self, fragment: str):
+        best = None
+        for grade, regex in self.floors:
+            if regex.search(fragment):
+                best = grade if best is None else max(best, grade)
+        return best
+
+    def infer_roots(self, kind: str, level: str | None, zones: list[str], side) -> list[str]:
+        if level is None or level not in self.exiting:
+            return []
+        roles = []
+        lateral = [z for z in zones if z in self.zone_role]
+        if kind == "foraminal_stenosis":
+            roles = ["exiting"]
+        elif kind == "lateral_recess_stenosis":
+            roles = ["traversing"]
+        elif kind in ("nerve_root_impingement", "disc_herniation"):
+            if lateral:
+                roles = [self.zone_role[z] for z in lateral]
+            elif kind == "nerve_root_impingement" or side in ("left", "right"):
+                roles = ["traversing"]
+        roots = []
+        for role in roles:
+            root = self.exiting[level] if role == "exiting" else self.traversing[level]
+            if root not in roots:
+                roots.append(root)
+        return roots
+
+    def level_from_root(self, root: str, role: str | None, zones: list[str]) -> str | None:
+        if role is None:
+            lateral = [z for z in zones if z in self.zone_role]
+            role = self.zone_role[lateral[0]] if lateral else "traversing"
+        if root.startswith("C"):
+            return self.level_of_exiting.get(root)
+        if role == "exiting":
+            return self.level_of_exiting.get(root)
+        return self.level_of_traversing.get(root)
+
+    # ---------------------------------------------------------------- findings
+    def findings(self, doc: Doc) -> list[dict]:
+        text = doc.text
+        spans = list(doc.spans[SPAN_GROUP]) if SPAN_GROUP in doc.spans else []
+        spans.sort(key=lambda s: s.start_char)
+        if not spans:
+            return []
+        targets = [(s.start_char, s.end_char) for s in spans]
+        sentences = [(s.start_char, s.end_char) for s in doc.sents]
+        sent_starts = [s[0] for s in sentences]
+        groups = self.level_groups(text)
+        level_lists = self.assign_levels(
+            text, sentences, doc._.report_paragraphs, doc._.report_level_headers, targets, groups
+        )
+        out: list[dict] = []
+        infos: list[dict] = []
+        for i, span in enumerate(spans):
+            si = max(0, bisect_right(sent_starts, span.start_char) - 1)
+            s_start, s_end = sentences[si] if sentences else (0, len(text))
+            prev_end = s_start
+            if i > 0 and spans[i - 1].end_char > s_start:
+                prev_end = max(s_start, min(spans[i - 1].end_char, span.start_char))
+            next_start = s_end
+            if i + 1 < len(spans) and spans[i + 1].start_char < s_end:
+                next_start = max(span.end_char, spans[i + 1].start_char)
+            info = self._describe(text, span, prev_end, next_start)
+            info["sentence"] = (s_start, s_end)
+            # coordination ("canal and foraminal stenosis") and linking ("stenosis with impingement of")
+            if i > 0 and spans[i - 1].end_char > s_start and infos:
+                between = text[spans[i - 1].end_char:span.start_char]
+                prev = infos[-1]
+                if self.coordination.match(between):
+                    for key in ("side", "severity", "pairs"):
+                        if info[key] is None and prev[key] is not None:
+                            info[key] = prev[key]
+                    if not info["zones"] and span.label_ in ("disc_herniation", "disc_bulge"):
+                        info["zones"] = prev["zones"]
+                if span.label_ == "nerve_root_impingement" and (self.linking.match(between) or self.coordination.match(between)):
+                    if info["side"] is None:
+                        info["side"] = prev["side"] if prev["side"] != "central" else None
+                    if not info["zones"]:
+                        info["zones"] = prev["kind_zones"]
+            infos.append(info)
+            out.extend(self._emit(doc, span, info, level_lists[i]))
+        return out
+
+    def _describe(self, text: str, span, prev_end: int, next_start: int) -> dict:
+        kind = span.label_
+        t0, t1 = span.start_char, span.end_char
+        pre_lo = self.pre_window(text, prev_end, t0)
+        pre = text[pre_lo:t0]
+        post_hi = self.post_window(text, t1, next_start)
+        post = text[t1:post_hi]
+        inside = text[t0:t1]
+        # severity: pairs ("moderate left and mild right"), inside, nearest before, right after
+        pairs = None
+        pm = self.sev_pair.search(pre)
+        if pm:
+            pairs = [(self._severity_of(pm.group("a")), pm.group("sa").lower()), (self._severity_of(pm.group("b")), pm.group("sb").lower())]
+        severity = None
+        m_in = list(self.sev_re.finditer(inside))
+        if m_in:
+            severity = self._sev_name(m_in[-1])
+        else:
+            m_pre = list(self.sev_re.finditer(pre))
+            if m_pre:
+                severity = self._sev_name(m_pre[-1])
+            else:
+                m_post = self.post_sev.match(post) or self.post_sev.match(text[t1:min(len(text), t1 + 60)]) if kind != CONCEPT_LABEL else None
+                if m_post:
+                    severity = self._sev_name(m_post)
+        side = self.side_in(inside) or self.side_in(pre) or self.post_side_of(post)
+        if side is None and kind not in SPINE_KINDS_WITHOUT_SIDE and self.plural_bilateral.search(inside):
+            side = "bilateral"
+        zone_hits = [z for _, z in self.zones_in(pre)] + [z for _, z in self.zones_in(inside)]
+        if kind in ("disc_herniation", "disc_bulge"):
+            zone_hits += [z for _, z in self.zones_in(post)]
+        kind_zone = {
+            "foraminal_stenosis": "foraminal",
+            "lateral_recess_stenosis": "subarticular",
+            "central_canal_stenosis": "central",
+        }.get(kind)
+        roots, role, root_side = self.stated_roots(inside)
+        if not roots and kind in ("foraminal_stenosis", "lateral_recess_stenosis", "disc_herniation", "nerve_root_impingement"):
+            roots, role, root_side = self.stated_roots(post)
+        if side is None and root_side:
+            side = root_side
+        if kind in ("disc_herniation", "disc_bulge"):
+            zones = zone_hits
+            if side is None and "central" in zones and not [z for z in zones if z != "central"]:
+                side = "central"
+        elif kind == "nerve_root_impingement":
+            zones = [z for z in zone_hits if z != "central"]
+            if role:
+                zones = [self.root_roles.get(role, zones[0] if zones else None)] if self.root_roles.get(role) else zones
+        elif kind_zone:
+            zones = [kind_zone]
+        else:
+            zones = []
+        if kind in SPINE_KINDS_WITHOUT_SIDE and side == "central":
+            side = None
+        floor = self.floor_grade(inside) if kind in ("nerve_root_impingement", "cord_compression", "cauda_equina_compression") else None
+        return {
+            "side": side,
+            "severity": severity,
+            "pairs": pairs,
+            "zones": zones,
+            "kind_zones": zones if zones else ([kind_zone] if kind_zone else []),
+            "roots": roots,
+            "role": role,
+            "floor": floor,
+        }
+
+    def _emit(self, doc: Doc, span, info: dict, levels: list[tuple]) -> list[dict]:
+        kind = span.label_
+        status = {"negated": False, "uncertain": False, "historical": False, "hypothetical": False}
+        certainty = "affirmed"
+        cues = []
+        for mod in getattr(span._, "modifiers", ()):
+            attr = STATUS_ATTRS.get(mod.category)
+            if attr is None:
+                continue
+            status[attr] = True
+            ms, me = mod.modifier_span
+            cue = doc[ms:me]
+            cues.append({"text": cue.text, "category": mod.category, "start": cue.start_char, "end": cue.end_char})
+            if mod.category == "PROBABLE_EXISTENCE" and certainty == "affirmed":
+                certainty = "probable"
+            elif mod.category == "POSSIBLE_EXISTENCE":
+                certainty = "possible"
+        if status["negated"]:
+            certainty = "negated"
+        category, role = section_at(doc._.report_sections, span.start_char)
+        section = category if role != "exam" else "other"
+        zones = [z for z in info["zones"] if z]
+        zone = None
+        if zones:
+            lateral = [z for z in zones if z != "central"]
+            zone = (lateral or zones)[-1]
+        if kind == "nerve_root_impingement" and not zones and info["roots"] and levels and levels[0][0]:
+            level0, root0 = levels[0][0], info["roots"][0]
+            if self.exiting.get(level0) != self.traversing.get(level0):
+                if root0 == self.exiting.get(level0):
+                    zones, zone = ["foraminal"], "foraminal"
+                elif root0 == self.traversing.get(level0):
+                    zones, zone = ["subarticular"], "subarticular"
+        if not levels and info["roots"]:
+            lv = self.level_from_root(info["roots"][0], info["role"], zones)
+            levels = [(lv, None, None)] if lv else []
+        if not levels:
+            levels = [(None, None, None)]
+        variants: list[tuple] = []
+        for level, sev_override, side_override in levels:
+            if info["pairs"] and side_override is None:
+                for sev, side in info["pairs"]:
+                    variants.append((level, sev, side))
+            else:
+                variants.append((level, sev_override or info["severity"], side_override or info["side"]))
+        out = []
+        seen = set()
+        for level, severity, side in variants:
+            key = (level, side)
+            if key in seen:
+                continue
+            seen.add(key)
+            grade = SEVERITY_GRADE.get(severity) if severity else info["floor"]
+            if status["negated"]:
+                severity, grade = None, None
+            if info["roots"]:
+                roots, inferred = list(info["roots"]), False
+            else:
+                roots, inferred = self.infer_roots(kind, level, zones, side), True
+            if kind == CONCEPT_LABEL:
+                roots, inferred, grade, severity, level, side, zone = [], False, None, None, None, None, None
+            out.append(
+                {
+                    "kind": kind,
+                    "level": level,
+                    "side": side,
+                    "zone": zone if kind != CONCEPT_LABEL else None,
+                    "roots": roots,
+                    "roots_inferred": inferred and bool(roots),
+                    "severity": severity if severity in SEVERITY_GRADE else (GRADE_SEVERITY.get(grade) if False else None),
+                    "grade": grade,
+                    **status,
+                    "certainty": certainty,
+                    "section": section,
+                    "section_role": role,
+                    "start": span.start_char,
+                    "end": span.end_char,
+                    "concept": span._.concept_name if kind == CONCEPT_LABEL else None,
+                    "rule": getattr(getattr(span._, "target_rule", None), "literal", None),
+                    "cues": cues,
+                    "sentence": info["sentence"],
+                }
+            )
+        return out
+
+
+def _unique(items: list[str]) -> list[str]:
+    seen = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+class ReportLevels:
+    """spaCy component: ``doc._.report_findings`` as plain dicts (one per target, level and side)."""
+
+    def __init__(self, nlp: Language, name: str):
+        self.name = name
+        self.attacher = Attacher()
+
+    def __call__(self, doc: Doc) -> Doc:
+        doc._.report_findings = tuple(self.attacher.findings(doc))
+        return doc
+
+
+@Language.factory(
+    "report_nlp_levels",
+    assigns=["doc._.report_findings"],
+    requires=["doc.spans"],
+)
+def make_levels(nlp: Language, name: str) -> ReportLevels:
+    return ReportLevels(nlp, name)

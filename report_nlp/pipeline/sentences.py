@@ -1,0 +1,144 @@
+"""A fast sentence splitter for dictated radiology reports.
+
+PyRuSH, medspaCy's default, runs ~180 short reports/s and keeps ';' inside sentences. Reports are
+split here with a few regular expressions over the text: sentence-final punctuation, ';' (a clause
+boundary that ends ConText scope), line breaks that start a new statement (header, level header,
+list item, or a line after one that ended with punctuation), and the colon after a header.
+Paragraph starts (blank lines, headers, list items, level headers) are kept too: a level named in a
+paragraph carries to the statements under it, and stops at the next paragraph.
+"""
+
+import re
+from bisect import bisect_left
+
+import numpy
+from spacy.attrs import IDX, SENT_START
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from ..resources import load_rules
+
+if not Doc.has_extension("report_paragraphs"):
+    Doc.set_extension("report_paragraphs", default=())
+if not Doc.has_extension("report_level_headers"):
+    # (header_start, header_end, level_text_start, level_text_end)
+    Doc.set_extension("report_level_headers", default=())
+
+_SENT_END = re.compile(r"[.!?]+[\"')\]]*(?=\s+\S)")
+_ABBREVIATION = re.compile(r"(?:\b(?:dr|vs|approx|fig|ca|cf|e\.g|i\.e|st|no|nos|mr|ms)|\b[A-Za-z])$", re.I)
+_LIST_NUMBER = re.compile(r"(?:^|\s)\(?\d{1,2}[.)]$")
+_SEMICOLON = re.compile(r";(?=\s*\S)")
+_LIST_ITEM = re.compile(r"^[ \t]*(?:\(?\d{1,2}[.)]|[-*•●▪]|[a-z][.)])[ \t]+", re.I)
+_CONTINUES = re.compile(r"(?:,|-|\b(?:and|or|of|the|with|without|at|to|in|on|a|an|by|from|for|is|are|which|that|as|than|&))\s*$", re.I)
+
+
+class SentenceRules:
+    """Compiled splitter; ``split(text, sections)`` returns (boundaries, paragraph starts, level headers)."""
+
+    def __init__(self):
+        lex = load_rules("lexicon")["levels"]
+        level = f"(?:{lex['disc_level']}|{lex['disc_level_fused']})"
+        level = re.sub(r"\(\?P<\w+>", "(?:", level)
+        header = lex["header"].replace("(?P<level>LEVEL)", f"(?P<level>{level})")
+        self.level_header = re.compile(header, re.I | re.M)
+
+    def split(self, text: str, sections) -> tuple[list[int], list[int], list[tuple[int, int, int, int]]]:
+        bounds: set[int] = {0}
+        paragraphs: set[int] = {0}
+        headers = []
+        for m in self.level_header.finditer(text):
+            headers.append((m.start(), m.end(), m.start("level"), m.end("level")))
+            bounds.add(m.start())
+            bounds.add(m.end())
+            paragraphs.add(m.start())
+        for _, _, start, end, _ in sections:
+            bounds.add(start)
+            bounds.add(end)
+            paragraphs.add(start)
+        for m in _SENT_END.finditer(text):
+            if _LIST_NUMBER.search(text, max(0, m.start() - 4), m.end()):
+                continue
+            if text[m.start()] == "." and _ABBREVIATION.search(text, max(0, m.start() - 6), m.start()):
+                continue
+            bounds.add(m.end())
+        for m in _SEMICOLON.finditer(text):
+            bounds.add(m.end())
+        self._lines(text, bounds, paragraphs)
+        n = len(text)
+        return sorted(b for b in bounds if b < n), sorted(p for p in paragraphs if p < n), headers
+
+    @staticmethod
+    def _lines(text: str, bounds: set[int], paragraphs: set[int]) -> None:
+        prev_line = ""
+        pos = 0
+        for line in text.split("\n"):
+            start = pos
+            pos += len(line) + 1
+            stripped = line.strip()
+            if not stripped:
+                prev_line = ""
+                continue
+            if not prev_line.strip():
+                bounds.add(start)
+                paragraphs.add(start)
+            elif _LIST_ITEM.match(line):
+                bounds.add(start)
+                paragraphs.add(start)
+            elif not _CONTINUES.search(prev_line) and not stripped[0].islower():
+                bounds.add(start)
+            prev_line = line
+
+
+class ReportSentences:
+    """spaCy component: sets ``token.is_sent_start`` and the paragraph / level-header extensions."""
+
+    def __init__(self, nlp: Language, name: str):
+        self.name = name
+        self.rules = SentenceRules()
+
+    def __call__(self, doc: Doc) -> Doc:
+        bounds, paragraphs, headers = self.rules.split(doc.text, doc._.report_sections)
+        doc._.report_paragraphs = tuple(paragraphs)
+        doc._.report_level_headers = tuple(headers)
+        # Setting token.is_sent_start one by one re-checks the whole Doc each time (quadratic);
+        # write the SENT_START column in one go instead.
+        values = numpy.full(len(doc), -1, dtype="int64")
+        j = 0
+        nb = len(bounds)
+        prev_idx = -1
+        for i, idx in enumerate(_token_starts(doc)):
+            if i == 0:
+                values[i] = 1
+            while j < nb and bounds[j] <= idx:
+                if bounds[j] > prev_idx:
+                    values[i] = 1
+                j += 1
+            prev_idx = idx
+        if len(doc):
+            doc.from_array([SENT_START], values.view("uint64").reshape(-1, 1))
+        return doc
+
+
+def _token_starts(doc: Doc):
+    return doc.to_array([IDX]).tolist() if len(doc) else []
+
+
+def sentence_spans(doc: Doc) -> list[tuple[int, int]]:
+    """(start_char, end_char) of each sentence, without trailing whitespace."""
+    out = []
+    for sent in doc.sents:
+        out.append((sent.start_char, sent.end_char))
+    return out
+
+
+def index_of(starts: list[int], char: int) -> int:
+    """Index of the span (by sorted start list) that contains ``char``."""
+    return max(0, bisect_left(starts, char + 1) - 1)
+
+
+@Language.factory(
+    "report_nlp_sentences",
+    assigns=["token.is_sent_start", "doc._.report_paragraphs", "doc._.report_level_headers"],
+)
+def make_sentences(nlp: Language, name: str) -> ReportSentences:
+    return ReportSentences(nlp, name)

@@ -1,0 +1,106 @@
+"""Finding targets: medspaCy TargetRules from ``patterns/targets.json``, plus user concepts.
+
+The rules are medspaCy ``TargetRule`` objects, but they are matched here rather than by medspaCy's
+RegexMatcher, which rebuilds ``doc.text_with_ws`` for every rule and scans the Doc token by token
+for every match that does not fall on a token boundary (40% of the pipeline's time on short
+reports, quadratic on long ones). Matches snap outward to token boundaries, as medspaCy's do, and
+overlapping matches are pruned with medspaCy's own ``prune_overlapping_matches``.
+
+Targets go to the span group ``report_nlp_targets`` (findings overlap each other's context, and
+``doc.ents`` allows no overlap). ``analyze(text, concepts=[...])`` puts extra phrases on
+``doc._.report_concepts`` before the pipeline runs; they are matched here, case-insensitively on word
+boundaries, as targets of label ``concept`` so the same ConText rules judge them.
+"""
+
+import re
+import warnings
+from functools import lru_cache
+
+from medspacy.common.util import prune_overlapping_matches
+from medspacy.target_matcher import TargetRule
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from ..resources import expand_macros, load_rules
+
+# medspaCy's matcher holds our regex rules outside spaCy's Matcher, which then warns that it is empty.
+warnings.filterwarnings("ignore", message=r"\[W036\]")
+
+SPAN_GROUP = "report_nlp_targets"
+CONCEPT_LABEL = "concept"
+
+if not Doc.has_extension("report_concepts"):
+    Doc.set_extension("report_concepts", default=())
+if not Span.has_extension("concept_name"):
+    Span.set_extension("concept_name", default=None)
+
+
+def target_rules() -> list[TargetRule]:
+    """TargetRules from patterns/targets.json, with macros expanded."""
+    data = load_rules("targets")
+    macros = data.get("macros", {})
+    return [
+        TargetRule(literal=r["literal"], category=r["category"], pattern=expand_macros(r["pattern"], macros))
+        for r in data["rules"]
+    ]
+
+
+@lru_cache(maxsize=256)
+def _concept_regex(concepts: tuple[str, ...]) -> re.Pattern | None:
+    phrases = sorted({c.strip() for c in concepts if c and c.strip()}, key=len, reverse=True)
+    if not phrases:
+        return None
+    alt = "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in phrases)
+    return re.compile(rf"(?<!\w)(?:{alt})(?!\w)", re.I)
+
+
+class ReportTargets:
+    """spaCy component: finding targets and concepts into ``doc.spans['report_nlp_targets']``."""
+
+    def __init__(self, nlp: Language, name: str):
+        self.name = name
+        self.rules = target_rules()
+        self.compiled = [(rule, re.compile(rule.pattern, re.I)) for rule in self.rules]
+
+    def match(self, doc: Doc) -> list[Span]:
+        text = doc.text
+        found = []
+        for i, (_, regex) in enumerate(self.compiled):
+            for m in regex.finditer(text):
+                if m.end() > m.start():
+                    span = doc.char_span(m.start(), m.end(), alignment_mode="expand")
+                    if span is not None and len(span):
+                        found.append((i, span.start, span.end))
+        spans = []
+        for i, start, end in prune_overlapping_matches(found):
+            rule = self.rules[i]
+            span = Span(doc, start, end, label=rule.category)
+            span._.target_rule = rule
+            spans.append(span)
+        return spans
+
+    def __call__(self, doc: Doc) -> Doc:
+        spans = self.match(doc)
+        if doc._.report_concepts:
+            spans.extend(self._concepts(doc))
+        spans.sort(key=lambda s: (s.start, -s.end))
+        doc.spans[SPAN_GROUP] = spans
+        return doc
+
+    @staticmethod
+    def _concepts(doc: Doc) -> list[Span]:
+        regex = _concept_regex(tuple(doc._.report_concepts))
+        if regex is None:
+            return []
+        out = []
+        for m in regex.finditer(doc.text):
+            span = doc.char_span(m.start(), m.end(), label=CONCEPT_LABEL, alignment_mode="expand")
+            if span is not None:
+                span._.concept_name = re.sub(r"\s+", " ", m.group(0).lower())
+                out.append(span)
+        return out
+
+
+@Language.factory("report_nlp_targets", assigns=["doc.spans"])
+def make_targets(nlp: Language, name: str) -> ReportTargets:
+    return ReportTargets(nlp, name)

@@ -1,0 +1,99 @@
+"""The batch runner: every row lands in results or errors, resumable, several formats."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from report_nlp.batch import run
+
+GOOD = "FINDINGS:\nL4-5: Moderate left foraminal stenosis with impingement of the exiting left L4 nerve root.\n"
+
+
+def rows(n: int) -> list[dict]:
+    return [{"id": f"r{i}", "text": GOOD.replace("L4-5", ["L3-4", "L4-5", "L5-S1"][i % 3])} for i in range(n)]
+
+
+def poisoned() -> list[dict]:
+    r = rows(6)
+    r += [{"id": "", "text": GOOD}, {"id": "r1", "text": GOOD}, {"id": "blank", "text": "   "},
+          {"id": "huge", "text": "x" * 5_000_001}]
+    return r
+
+
+def test_batch_sqlite_rows_in_equal_results_plus_errors(tmp_path):
+    src = tmp_path / "in.csv"
+    pd.DataFrame(poisoned()).to_csv(src, index=False)
+    out = tmp_path / "out.db"
+    s = run(str(src), str(out), chunk_size=4)
+    assert (s.rows_in, s.results, s.errors) == (10, 6, 4)
+    assert s.balanced
+    db = sqlite3.connect(out)
+    reasons = {r[0]: r[1] for r in db.execute("SELECT COALESCE(report_id, ''), reason FROM errors")}
+    assert "missing id" in reasons[""] and reasons["r1"] == "duplicate id"
+    assert "empty" in reasons["blank"] and "size limit" in reasons["huge"]
+    assert db.execute("SELECT COUNT(*) FROM findings WHERE kind='nerve_root_impingement'").fetchone()[0] == 6
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_batch_reads_jsonl_and_parquet_and_writes_files(tmp_path, fmt):
+    df = pd.DataFrame(rows(5))
+    src = tmp_path / f"in.{fmt}"
+    if fmt == "jsonl":
+        df.to_json(src, orient="records", lines=True)
+    else:
+        df.to_parquet(src)
+    out = tmp_path / "out_csv"
+    s = run(str(src), str(out), chunk_size=2)
+    assert s.balanced and s.results == 5
+    results = pd.concat(pd.read_csv(p) for p in sorted(out.glob("results.part-*.csv")))
+    assert sorted(results["report_id"]) == [f"r{i}" for i in range(5)]
+
+
+def test_batch_folder_of_text_files_with_a_non_utf8_file(tmp_path):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "a.txt").write_text(GOOD)
+    (folder / "b.txt").write_bytes(b"\xff\xfe\x00bad")
+    s = run(str(folder), str(tmp_path / "o.db"))
+    assert (s.results, s.errors) == (1, 1)
+
+
+def test_batch_resume_continues_after_the_last_committed_chunk(tmp_path):
+    src = tmp_path / "in.jsonl"
+    pd.DataFrame(rows(9)).to_json(src, orient="records", lines=True)
+    out = tmp_path / "o.db"
+    run(str(src), str(out), chunk_size=3)
+    db = sqlite3.connect(out)
+    # simulate a crash after the first chunk: drop what chunks 2 and 3 wrote
+    with db:
+        db.execute("DELETE FROM results WHERE report_id IN ('r3','r4','r5','r6','r7','r8')")
+        db.execute("DELETE FROM findings WHERE report_id IN ('r3','r4','r5','r6','r7','r8')")
+        db.execute("DELETE FROM _progress WHERE chunk > 0")
+    db.close()
+    s = run(str(src), str(out), chunk_size=3, resume=True)
+    assert s.resumed_chunks == 1 and s.balanced and s.results == 9
+    db = sqlite3.connect(out)
+    assert db.execute("SELECT COUNT(DISTINCT report_id), COUNT(*) FROM results").fetchone() == (9, 9)
+
+
+def test_batch_exam_columns_feed_the_exam(tmp_path):
+    src = tmp_path / "in.csv"
+    pd.DataFrame([{"id": "a", "text": GOOD, "exam_side": "left", "exam_pain_distribution": "anterior thigh;medial leg",
+                   "exam_symptom_weeks": "10"}]).to_csv(src, index=False)
+    s = run(str(src), str(tmp_path / "o.db"))
+    assert s.results == 1
+
+
+def test_batch_missing_columns_is_a_clear_error(tmp_path):
+    from report_nlp.errors import InputError
+
+    src = tmp_path / "in.csv"
+    pd.DataFrame([{"key": "a", "body": GOOD}]).to_csv(src, index=False)
+    with pytest.raises(InputError, match="no id column"):
+        run(str(src), str(tmp_path / "o.db"))
+    s = run(str(src), str(tmp_path / "o2.db"), id_col="key", text_col="body")
+    assert s.results == 1
+    json.dumps(s.kinds)

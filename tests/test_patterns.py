@@ -1,0 +1,131 @@
+"""Invariants over every rule file in patterns/: schema, vocabulary, anatomy completeness."""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import typing
+
+import pytest
+
+from report_nlp import schema
+from report_nlp.errors import RuleFileError
+from report_nlp.resources import RULE_FILES, load_rules, patterns_file, validate_rules
+
+
+@pytest.mark.parametrize("name", RULE_FILES)
+def test_patterns_file_validates_against_its_schema(name):
+    data = json.loads(patterns_file(f"{name}.json").read_text("utf-8"))
+    assert validate_rules(name, data) == []
+
+
+@pytest.mark.parametrize("name", RULE_FILES)
+def test_patterns_file_is_self_describing(name):
+    data = load_rules(name)
+    assert data["name"] == name
+    assert len(data["description"]) > 40
+    assert re.match(r"^\d+\.\d+\.\d+$", data["version"])
+
+
+def test_patterns_schema_rejects_bad_rules():
+    # Arrange: a target rule with an unknown kind and a broken regex
+    data = copy.deepcopy(load_rules("targets"))
+    data["rules"].append({"category": "not_a_kind", "literal": "x", "pattern": "(unclosed"})
+    # Act
+    messages = validate_rules("targets", data)
+    # Assert: both problems are reported, with where they are
+    assert any("not_a_kind" in m for m in messages)
+    assert any("does not compile" in m for m in messages)
+
+
+def test_patterns_load_raises_rule_file_error_listing_problems(monkeypatch):
+    import report_nlp.resources as resources
+
+    bad = copy.deepcopy(load_rules("severity"))
+    bad["words"][0]["severity"] = "extreme"
+    monkeypatch.setattr(resources, "patterns_file", lambda n: _Fake(json.dumps(bad)))
+    resources.load_rules.cache_clear()
+    try:
+        with pytest.raises(RuleFileError, match=r"(?s)\[E001\].*extreme"):
+            resources.load_rules("severity")
+    finally:
+        monkeypatch.undo()
+        resources.load_rules.cache_clear()
+
+
+class _Fake:
+    def __init__(self, text):
+        self.text = text
+
+    def read_text(self, encoding):
+        return self.text
+
+
+def test_patterns_context_literals_are_trimmed_unique_and_lowercase():
+    offenders = []
+    seen = {}
+    for group in load_rules("context")["rules"]:
+        for lit in group.get("literals", []):
+            if lit != lit.strip() and lit != "? ":
+                offenders.append(f"untrimmed: {lit!r}")
+            if lit != lit.lower():
+                offenders.append(f"not lower-case: {lit!r}")
+            key = (lit, group["direction"])
+            if key in seen:
+                offenders.append(f"duplicate: {lit!r} in {seen[key]} and {group['category']}")
+            seen[key] = group["category"]
+    assert offenders == []
+
+
+def test_patterns_context_has_no_colon_no_rule():
+    # medspaCy's default ": no" (BACKWARD) out-prunes "no" after a level prefix (PEERS.md c.1)
+    literals = {lit for g in load_rules("context")["rules"] for lit in g.get("literals", [])}
+    assert ": no" not in literals
+
+
+def test_patterns_enums_agree_with_the_data_contract():
+    kinds = set(typing.get_args(schema.Kind)) - {"concept"}
+    assert {r["category"] for r in load_rules("targets")["rules"]} == kinds
+    severities = set(typing.get_args(schema.Severity))
+    assert {s["label"] for s in load_rules("severity")["scale"]} == severities
+    assert {s["label"]: s["grade"] for s in load_rules("severity")["scale"]} == schema.SEVERITY_GRADE
+    sections = set(typing.get_args(schema.Section))
+    assert {s["category"] for s in load_rules("sections")["sections"]} <= sections
+
+
+def test_patterns_every_root_has_dermatome_myotome_and_reflex_entries():
+    anatomy = load_rules("anatomy")
+    offenders = []
+    lumbar_cervical_roots = {lv["exiting"] for lv in anatomy["levels"] if lv["region"] != "thoracic"}
+    lumbar_cervical_roots |= {lv["traversing"] for lv in anatomy["levels"] if lv["region"] != "thoracic"}
+    for root in sorted(lumbar_cervical_roots - {"L1", "C2", "C3", "C4"}):
+        entry = anatomy["roots"].get(root)
+        if entry is None:
+            offenders.append(f"{root}: missing")
+            continue
+        if not entry["dermatome"] or not entry["myotome"] or "reflex" not in entry:
+            offenders.append(f"{root}: incomplete")
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("level", "exiting", "traversing"),
+    [("L4-L5", "L4", "L5"), ("L5-S1", "L5", "S1"), ("C5-C6", "C6", "C6"), ("C7-T1", "C8", "C8"), ("T12-L1", "T12", "L1")],
+)
+def test_patterns_anatomy_level_roots(level, exiting, traversing):
+    table = {lv["level"]: lv for lv in load_rules("anatomy")["levels"]}
+    assert (table[level]["exiting"], table[level]["traversing"]) == (exiting, traversing)
+
+
+def test_patterns_files_ship_in_the_wheel(tmp_path, root):
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(root)],
+                   check=True, capture_output=True)
+    wheel = next(tmp_path.glob("report_nlp-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in RULE_FILES:
+        assert f"report_nlp/patterns/{name}.json" in names
+        assert f"report_nlp/patterns/schema/{name}.schema.json" in names

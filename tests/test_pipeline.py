@@ -1,0 +1,271 @@
+"""The pipeline: registration, sentences, sections, levels, sides, roots, severity and ConText fixes."""
+from __future__ import annotations
+
+import pytest
+from spacy.language import Language
+
+from report_nlp.pipeline.build import COMPONENTS
+
+
+def one(result, kind, level=None, side="any"):
+    hits = [f for f in result.findings if f.kind == kind and (level is None or f.level == level) and (side == "any" or f.side == side)]
+    assert hits, f"no {kind} {level} {side} in {[(f.kind, f.level, f.side) for f in result.findings]}"
+    return hits[0]
+
+
+@pytest.mark.parametrize("name", COMPONENTS)
+def test_pipeline_factories_are_registered(name):
+    assert Language.has_factory(name)
+
+
+def test_pipeline_analysis_has_no_problems(nlp):
+    problems = nlp.analyze_pipes()["problems"]
+    assert all(not v for v in problems.values())
+
+
+def test_pipeline_load_is_cached(nlp):
+    import report_nlp
+
+    assert report_nlp.load() is nlp
+
+
+# ---------------------------------------------------------------- ConText regressions (PEERS.md c)
+@pytest.mark.issue(2)
+@pytest.mark.parametrize(
+    ("text", "kind", "negated"),
+    [
+        ("L4-5: No disc herniation.", "disc_herniation", True),
+        ("L1-2: No disc herniation, canal stenosis or foraminal narrowing.", "foraminal_stenosis", True),
+        ("Disc herniation is not seen at L4-5.", "disc_herniation", True),
+        ("At L4-5, disc herniation is not identified.", "disc_herniation", True),
+        ("The disc herniation at L5-S1 has resolved.", "disc_herniation", True),
+        ("MRI was negative for disc herniation at L4-5.", "disc_herniation", True),
+        ("L3-4: The neural foramina are patent.", "foraminal_stenosis", True),
+        ("L3-4: The lateral recesses are preserved.", "lateral_recess_stenosis", True),
+        ("No interval change in the left foraminal stenosis at L4-5.", "foraminal_stenosis", False),
+        ("There is no significant change in the disc protrusion at L4-5 compared to prior.", "disc_herniation", False),
+        ("Disc extrusion at L5-S1 with no more than mild canal stenosis.", "central_canal_stenosis", False),
+        ("Without contrast, there is a disc extrusion at L5-S1.", "disc_herniation", False),
+        ("Not only disc bulge but also foraminal stenosis at L4-5.", "disc_bulge", False),
+    ],
+)
+def test_pipeline_context_negation(analyze, text, kind, negated):
+    assert one(analyze(text), kind).negated is negated
+
+
+@pytest.mark.issue(2)
+def test_pipeline_context_scope_ends_at_semicolon_and_new_finding(analyze):
+    r = analyze("L5-S1: No canal stenosis; moderate left foraminal stenosis with impingement of the exiting left L5 nerve root.")
+    assert one(r, "central_canal_stenosis", "L5-S1").negated
+    f = one(r, "foraminal_stenosis", "L5-S1")
+    n = one(r, "nerve_root_impingement", "L5-S1")
+    assert (f.negated, n.negated) == (False, False)
+    assert (f.severity, f.grade, f.side) == ("moderate", 4, "left")
+    assert (n.roots, n.roots_inferred, n.side, n.zone) == (["L5"], False, "left", "foraminal")
+
+
+@pytest.mark.issue(2)
+@pytest.mark.parametrize(
+    ("text", "negated_kinds", "present_kinds"),
+    [
+        ("No significant canal stenosis at L3-4 or L4-5, and moderate left foraminal stenosis at L5-S1 with impingement of the exiting left L5 nerve root.",
+         {"central_canal_stenosis"}, {"foraminal_stenosis", "nerve_root_impingement"}),
+        ("Mild disc bulge without canal stenosis or foraminal narrowing at L4-5, and a small right paracentral disc protrusion at L5-S1 contacting the right S1 nerve root.",
+         {"central_canal_stenosis", "foraminal_stenosis"}, {"disc_bulge", "disc_herniation", "nerve_root_impingement"}),
+        ("No fracture. There is no canal stenosis at L3-4 but there is severe canal stenosis at L4-5 with compression of the cauda equina.",
+         {"central_canal_stenosis"}, {"central_canal_stenosis", "cauda_equina_compression"}),
+        ("Broad-based disc bulge at L4-5 without significant canal stenosis, with mild bilateral foraminal narrowing.",
+         {"central_canal_stenosis"}, {"disc_bulge", "foraminal_stenosis"}),
+    ],
+)
+def test_pipeline_context_and_lists_do_not_negate_the_positive_clause(analyze, text, negated_kinds, present_kinds):
+    r = analyze(text)
+    assert {f.kind for f in r.findings if f.negated} == negated_kinds
+    assert {f.kind for f in r.findings if not f.negated} == present_kinds
+
+
+@pytest.mark.issue(2)
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Cannot exclude small disc herniation at L4-5.", "disc_herniation"),
+        ("Disc herniation at L4-5 cannot be excluded.", "disc_herniation"),
+        ("Questionable contact of the left S1 nerve root at L5-S1.", "nerve_root_impingement"),
+        ("Equivocal nerve root impingement at L4-5.", "nerve_root_impingement"),
+        ("Suspected left paracentral disc protrusion at L4-5.", "disc_herniation"),
+        ("Findings at L5-S1 may represent disc herniation versus scar.", "disc_herniation"),
+        ("Possible right foraminal stenosis at C5-6.", "foraminal_stenosis"),
+        ("Probable left paracentral protrusion at C6-7.", "disc_herniation"),
+    ],
+)
+def test_pipeline_context_hedges_are_uncertain_not_negated(analyze, text, kind):
+    f = one(analyze(text), kind)
+    assert (f.uncertain, f.negated) == (True, False)
+
+
+@pytest.mark.issue(2)
+def test_pipeline_context_probable_is_kept_apart_from_possible(analyze):
+    assert one(analyze("Likely contact of the left L5 nerve root at L4-5."), "nerve_root_impingement").certainty == "probable"
+    assert one(analyze("Possible contact of the left L5 nerve root at L4-5."), "nerve_root_impingement").certainty == "possible"
+
+
+@pytest.mark.issue(2)
+@pytest.mark.parametrize("text", ["Evaluate for disc herniation at L4-5.", "If symptoms persist, consider MRI to rule out disc herniation."])
+def test_pipeline_context_indication_language_is_hypothetical(analyze, text):
+    f = one(analyze(text), "disc_herniation")
+    assert f.hypothetical and not f.negated
+
+
+@pytest.mark.issue(2)
+def test_pipeline_context_history_words(analyze):
+    assert one(analyze("Prior disc herniation at L4-5."), "disc_herniation").historical
+    r = analyze("Status post L4-5 laminectomy with recurrent left paracentral disc extrusion.")
+    assert not one(r, "disc_herniation").historical
+
+
+# ---------------------------------------------------------------- sections and study
+def test_pipeline_history_text_is_not_a_finding_but_red_flags_are_exposed(analyze):
+    r = analyze("CLINICAL HISTORY: Left L5 radiculopathy, disc herniation? Saddle anesthesia. No fever.\nFINDINGS:\nL4-5: Mild disc bulge.")
+    assert [f.kind for f in r.findings] == ["disc_bulge"]
+    flags = {(m.code, m.negated) for m in r.history_red_flags}
+    assert ("cauda_equina", False) in flags
+    assert ("infection", True) in flags
+
+
+@pytest.mark.parametrize(
+    ("header", "section"),
+    [("IMPRESSION:", "impression"), ("Impression", "impression"), ("conclusion:", "impression"), ("FINDINGS", "findings"), ("Findings:", "findings")],
+)
+def test_pipeline_sections_with_or_without_colon(analyze, header, section):
+    r = analyze(f"{header}\nModerate canal stenosis at L4-5.")
+    assert one(r, "central_canal_stenosis").section == section
+
+
+@pytest.mark.parametrize(
+    ("title", "modality", "region", "contrast"),
+    [
+        ("EXAM: MRI LUMBAR SPINE WITHOUT CONTRAST", "mri", "lumbar", False),
+        ("PROCEDURE: CT myelogram of the cervical spine", "ct_myelogram", "cervical", None),
+        ("MRI C-spine with and without contrast", "mri", "cervical", True),
+        ("XR THORACIC SPINE 2 VIEWS", "radiograph", "thoracic", None),
+        ("EXAM: CT lumbar spine", "ct", "lumbar", None),
+    ],
+)
+def test_pipeline_study_from_exam_line(analyze, title, modality, region, contrast):
+    s = analyze(f"{title}\nFINDINGS: Normal.").study
+    assert (s.modality, s.region, s.contrast) == (modality, region, contrast)
+
+
+# ---------------------------------------------------------------- levels, sides, roots, severity
+@pytest.mark.parametrize(
+    ("phrase", "level"),
+    [("L4-5", "L4-L5"), ("L4-L5", "L4-L5"), ("L4/5", "L4-L5"), ("L4–5", "L4-L5"), ("the L4-5 level", "L4-L5"),
+     ("the level of L4 and L5", "L4-L5"), ("the lumbosacral junction", "L5-S1"), ("C7-T1", "C7-T1"), ("T12-L1", "T12-L1"),
+     ("C5-C6", "C5-C6"), ("L5/S1", "L5-S1")],
+)
+def test_pipeline_levels_canonical_form(analyze, phrase, level):
+    assert one(analyze(f"Moderate canal stenosis at {phrase}."), "central_canal_stenosis").level == level
+
+
+def test_pipeline_levels_ranges_and_lists(analyze):
+    r = analyze("Mild foraminal narrowing from L3-4 through L5-S1.")
+    assert sorted(f.level for f in r.findings) == ["L3-L4", "L4-L5", "L5-S1"]
+    r = analyze("Mild canal stenosis L3 through L5.")
+    assert sorted(f.level for f in r.findings) == ["L3-L4", "L4-L5"]
+    r = analyze("Moderate foraminal stenosis at L4-5 and L5-S1.")
+    assert sorted(f.level for f in r.findings) == ["L4-L5", "L5-S1"]
+
+
+def test_pipeline_levels_per_clause(analyze):
+    r = analyze("There is mild canal stenosis at L3-4 and moderate canal stenosis at L4-5.")
+    got = sorted((f.level, f.severity) for f in r.findings)
+    assert got == [("L3-L4", "mild"), ("L4-L5", "moderate")]
+
+
+def test_pipeline_level_header_carries_to_following_statements(analyze):
+    r = analyze("L4-5:\nBroad disc bulge.\nModerate right foraminal stenosis.\n\nL5-S1: Normal.")
+    assert one(r, "foraminal_stenosis").level == "L4-L5"
+    assert one(r, "disc_bulge").level == "L4-L5"
+
+
+def test_pipeline_level_from_stated_root(analyze):
+    assert one(analyze("Impingement of the exiting left L5 nerve root."), "nerve_root_impingement").level == "L5-S1"
+    assert one(analyze("Contact of the traversing right S1 nerve root."), "nerve_root_impingement").level == "L5-S1"
+
+
+@pytest.mark.parametrize(
+    ("phrase", "side"),
+    [("left", "left"), ("right", "right"), ("bilateral", "bilateral"), ("B/L", "bilateral"), ("L>R", "bilateral"),
+     ("right greater than left", "bilateral")],
+)
+def test_pipeline_sides(analyze, phrase, side):
+    assert one(analyze(f"Moderate {phrase} foraminal stenosis at L4-5."), "foraminal_stenosis").side == side
+
+
+def test_pipeline_side_after_the_target(analyze):
+    assert one(analyze("Foraminal stenosis at L4-5 on the left."), "foraminal_stenosis").side == "left"
+    assert one(analyze("Foraminal narrowing at L4-5 bilaterally."), "foraminal_stenosis").side == "bilateral"
+
+
+def test_pipeline_per_side_severities(analyze):
+    r = analyze("Moderate right and mild left foraminal narrowing at C5-6.")
+    assert sorted((f.side, f.severity) for f in r.findings) == [("left", "mild"), ("right", "moderate")]
+
+
+@pytest.mark.parametrize(
+    ("text", "roots", "inferred", "zone"),
+    [
+        ("Moderate left foraminal stenosis at L4-5.", ["L4"], True, "foraminal"),
+        ("Left lateral recess stenosis at L4-5.", ["L5"], True, "subarticular"),
+        ("Left paracentral disc protrusion at L5-S1.", ["S1"], True, "subarticular"),
+        ("Right foraminal stenosis at C5-6.", ["C6"], True, "foraminal"),
+        ("Right foraminal stenosis at C7-T1.", ["C8"], True, "foraminal"),
+        ("Compression of the bilateral L5 nerve roots at L4-5.", ["L5"], False, "subarticular"),
+    ],
+)
+def test_pipeline_roots(analyze, text, roots, inferred, zone):
+    f = analyze(text).findings[0]
+    assert (f.roots, f.roots_inferred, f.zone) == (roots, inferred, zone)
+
+
+@pytest.mark.parametrize(
+    ("word", "severity", "grade"),
+    [("minimal", "minimal", 1), ("mild", "mild", 2), ("mild-to-moderate", "mild-moderate", 3), ("mild to moderate", "mild-moderate", 3),
+     ("moderate", "moderate", 4), ("moderately severe", "moderate-severe", 5), ("moderate to severe", "moderate-severe", 5),
+     ("severe", "severe", 6), ("high-grade", "severe", 6), ("marked", "moderate-severe", 5), ("borderline", "minimal", 1),
+     ("no more than mild", "mild", 2)],
+)
+def test_pipeline_severity_scale(analyze, word, severity, grade):
+    f = one(analyze(f"There is {word} canal stenosis at L4-5."), "central_canal_stenosis")
+    assert (f.severity, f.grade, f.negated) == (severity, grade, False)
+
+
+def test_pipeline_severity_grade_word(analyze):
+    assert one(analyze("Left foraminal stenosis at L5-S1, grade 2."), "foraminal_stenosis").grade == 4
+
+
+@pytest.mark.parametrize(("verb", "grade"), [("contacting", 2), ("displacing", 4), ("compressing", 6)])
+def test_pipeline_root_relation_floor(analyze, verb, grade):
+    f = one(analyze(f"Right paracentral protrusion at L5-S1 {verb} the traversing right S1 nerve root."), "nerve_root_impingement")
+    assert (f.grade, f.severity) == (grade, None)
+
+
+def test_pipeline_protrusion_contacting_root_is_two_findings(analyze):
+    r = analyze("Small right paracentral disc protrusion at C5-6 contacting the right C6 nerve root.")
+    assert sorted(f.kind for f in r.findings) == ["disc_herniation", "nerve_root_impingement"]
+
+
+def test_pipeline_offsets_point_at_evidence(analyze):
+    text = "EXAM: MRI\nFINDINGS:\nL4-5: moderate left foraminal stenosis. <b>L5-S1</b>: severe canal stenosis."
+    for f in analyze(text).findings:
+        assert text[f.start:f.end] == f.text
+
+
+def test_pipeline_concepts_use_the_same_context(analyze):
+    r = analyze("No evidence of pulmonary embolism. Pleural effusion is present.", concepts=["pulmonary embolism", "pleural effusion"])
+    concepts = {f.concept: f.negated for f in r.findings if f.kind == "concept"}
+    assert concepts == {"pulmonary embolism": True, "pleural effusion": False}
+
+
+def test_pipeline_transitional_anatomy_is_flagged(analyze):
+    assert analyze("There is a transitional lumbosacral vertebra. Mild bulge at L4-5.").level_numbering_uncertain
