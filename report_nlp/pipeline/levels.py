@@ -92,7 +92,7 @@ class Attacher:
         self.post_side = re.compile(
             r"\b(?:on|to|towards?|at)\s+the\s+(?P<a>left|right)(?:\s+side)?\b|\b(?P<b>bilaterally|on\s+both\s+sides)\b"
             r"|\b(?P<c>(?:left|right)\s*(?:>|greater\s+than|more\s+than|worse\s+than)\s*(?:the\s+)?(?:left|right)|[LR]\s*>\s*[LR])\b"
-            r"|\((?P<d>left|right|bilateral|L|R)\)|\b(?P<e>left|right)[- ]sided\b|\bworse\s+on\s+the\s+(?P<f>left|right)\b",
+            r"|\((?P<d>left|right|bilateral|L|R)\)|\b(?P<g>B/L|bilat)\b|\b(?P<e>left|right)[- ]sided\b|\bworse\s+on\s+the\s+(?P<f>left|right)\b",
             flags,
         )
         self.plural_bilateral = re.compile(lex["plural_bilateral"], flags)
@@ -104,12 +104,12 @@ class Attacher:
         self.coordination = re.compile(lex["coordination"], flags)
         self.linking = re.compile(lex["linking"], flags)
         self.pre_break = re.compile(
-            r"[,;:.()]|\b(?:with|without|and(?!\s+(?:left|right|bilateral|mild|mildly|moderate|moderately|severe|severely|minimal)\b)"
+            r"[,;:.]|\b(?:with|without|and(?!\s+(?:left|right|bilateral|mild|mildly|moderate|moderately|severe|severely|minimal|extraforaminal|foraminal|subarticular|paracentral|central|far|intraforaminal)\b)"
             r"|causing|resulting\s+in|contributing\s+to|which|due\s+to|from|secondary\s+to|along\s+with|by|producing|creating|but|also)\b",
             flags,
         )
         self.post_break = re.compile(
-            r"[;.]|,\s*(?:and|but|with|while|which|as\s+well)\b|\b(?:but|while|whereas|however|with|without|no|there)\b", flags
+            r"[;.]|,\s*(?:and|but|with|while|which|as\s+well)\b|\b(?:but|while|whereas|however|with|without|no(?!\s+more\s+than)|there)\b", flags
         )
         sev_alt = "|".join(f"(?P<s{i}>{w['pattern']})" for i, w in enumerate(sev["words"]))
         self.sev_re = re.compile(rf"\b(?:{sev_alt})\b", flags)
@@ -123,6 +123,7 @@ class Attacher:
             rf"(?P<a>{self._sev_plain(sev)})\s+(?:on\s+the\s+)?(?P<sa>left|right)\s*(?:,|and|/)\s*(?P<b>{self._sev_plain(sev)})\s+(?:on\s+the\s+)?(?P<sb>left|right)\s*$",
             flags,
         )
+        self.post_pairs = re.compile(rf"\b({self._sev_plain(sev)})\s+(?:on\s+the\s+)?(left|right)\b", flags)
         self.floors = [(f["grade"], re.compile(rf"\b(?:{f['pattern']})", flags)) for f in sev["relation_floors"]]
         self.exiting = {lv_["level"]: lv_["exiting"] for lv_ in anatomy["levels"]}
         self.traversing = {lv_["level"]: lv_["traversing"] for lv_ in anatomy["levels"]}
@@ -200,31 +201,42 @@ class Attacher:
             return []
         return [f"{VERTEBRAE[k]}-{VERTEBRAE[k + 1]}" for k in range(i, j)]
 
-    def assign_levels(self, text, sentences, paragraphs, headers, targets, groups) -> list[list[tuple]]:
-        """For each target (sorted by start): a list of (level, severity_override, side_override)."""
+    def assign_levels(self, text, sentences, paragraphs, blocks, headers, targets, groups, root_levels) -> list[list[tuple]]:
+        """For each target (sorted by start): a list of (level, severity_override, side_override).
+
+        Fallback order for a target no group of its sentence claims: the nearest group of the
+        sentence; the level carried in the paragraph; the level header in force (it reaches over
+        list items and lines until a blank line or a section); a level implied by a stated root.
+        """
         result: list[list[tuple]] = [[] for _ in targets]
         headers = sorted(headers)
         header_starts = [h[0] for h in headers]
         header_levels = {}
         for h in headers:
-            inside = [g for g in groups if g.start >= h[2] and g.end <= h[3] + 1]
-            header_levels[h[0]] = inside[0].levels if inside else []
+            inside = [g for g in groups if g.start >= h[2] and g.end <= h[1]]
+            header_levels[h[0]] = _unique([lv for g in inside for lv in g.levels])
         para_starts = list(paragraphs)
+        block_starts = list(blocks)
         t_starts = [t[0] for t in targets]
         g_starts = [g.start for g in groups]
         context: list[str] = []
-        current_para = -1
+        header_ctx: list[str] = []
+        current_para = current_block = -1
         for s_start, s_end in sentences:
             pi = bisect_right(para_starts, s_start) - 1
             if pi != current_para:
                 current_para = pi
                 context = []
+            bi = bisect_right(block_starts, s_start) - 1
+            if bi != current_block:
+                current_block = bi
+                header_ctx = []
             header = None
             hi = bisect_right(header_starts, s_start + 6) - 1
             if hi >= 0 and headers[hi][1] > s_start:
                 header = headers[hi]
-            if header is not None:
-                context = list(header_levels.get(header[0], []))
+                header_ctx = list(header_levels.get(header[0], []))
+                context = []
             ti0 = bisect_right(t_starts, s_start - 1)
             ti1 = bisect_right(t_starts, s_end - 1)
             tidx = [i for i in range(ti0, ti1) if targets[i][1] <= s_end]
@@ -233,20 +245,19 @@ class Attacher:
             sgroups = [g for g in groups[gi0:gi1] if header is None or g.start >= header[1]]
             if not tidx:
                 continue
-            claimed: dict[int, tuple] = {}
+            claimed: dict[int, list] = {}
             self._claim(text, s_start, targets, tidx, sgroups, claimed)
+            sentence_root_levels = [lv for (a, b, lv) in root_levels if a >= s_start and b <= s_end]
             for i in tidx:
                 if i in claimed:
                     result[i] = claimed[i]
                     continue
                 before = [g for g in sgroups if g.end <= targets[i][0]]
                 after = [g for g in sgroups if g.start >= targets[i][1]]
-                if before:
-                    result[i] = [(lv, None, None) for lv in before[-1].levels]
-                elif after:
-                    result[i] = [(lv, None, None) for lv in after[0].levels]
-                elif context:
-                    result[i] = [(lv, None, None) for lv in context]
+                fallback = (before[-1].levels if before else None) or (after[0].levels if after else None)
+                if fallback is None and not any(g.null for g in sgroups):
+                    fallback = context or header_ctx or sentence_root_levels[:1]
+                result[i] = [(lv, None, None) for lv in (fallback or [])]
             real = [g for g in sgroups if not g.null]
             if sgroups and sgroups[-1].null:
                 context = []
@@ -298,6 +309,15 @@ class Attacher:
                 claimed[i] = [(lv, None, None) for lv in g.levels]
                 g.claims.append(i)
 
+    def root_levels(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, level) of each stated root with a role ("exiting left L5" -> L5-S1)."""
+        out = []
+        for m in self.root_role_mention.finditer(text):
+            lv = self.level_from_root(m.group("roots").upper(), m.group("role").lower(), [])
+            if lv:
+                out.append((m.start(), m.end(), lv))
+        return out
+
     # ------------------------------------------------------- other attributes
     def _severity_of(self, fragment: str):
         m = self.sev_re.search(fragment)
@@ -344,7 +364,7 @@ class Attacher:
         m = self.post_side.search(fragment)
         if not m:
             return None
-        if m.group("b") or m.group("c"):
+        if m.group("b") or m.group("c") or m.group("g"):
             return "bilateral"
         word = (m.group("a") or m.group("d") or m.group("e") or m.group("f") or "").lower()
         return {"l": "left", "r": "right"}.get(word, word) or None
@@ -431,7 +451,8 @@ class Attacher:
         sent_starts = [s[0] for s in sentences]
         groups = self.level_groups(text)
         level_lists = self.assign_levels(
-            text, sentences, doc._.report_paragraphs, doc._.report_level_headers, targets, groups
+            text, sentences, doc._.report_paragraphs, doc._.report_blocks, doc._.report_level_headers, targets, groups,
+            self.root_levels(text),
         )
         out: list[dict] = []
         infos: list[dict] = []
@@ -462,6 +483,13 @@ class Attacher:
                     if not info["zones"]:
                         info["zones"] = prev["kind_zones"]
             infos.append(info)
+        for i, span in enumerate(spans):
+            info = infos[i]
+            if info["side"] is None and span.label_ in ("disc_herniation", "disc_bulge") and i + 1 < len(spans):
+                nxt = spans[i + 1]
+                if nxt.label_ == "nerve_root_impingement" and nxt.start_char < info["sentence"][1]:
+                    if self.linking.match(text[span.end_char:nxt.start_char]) and infos[i + 1]["side"] in ("left", "right"):
+                        info["side"] = infos[i + 1]["side"]
             out.extend(self._emit(doc, span, info, level_lists[i]))
         return out
 
@@ -478,6 +506,10 @@ class Attacher:
         pm = self.sev_pair.search(pre)
         if pm:
             pairs = [(self._severity_of(pm.group("a")), pm.group("sa").lower()), (self._severity_of(pm.group("b")), pm.group("sb").lower())]
+        else:
+            post_pairs = self.post_pairs.findall(post)
+            if len(post_pairs) >= 2 and len({side.lower() for _, side in post_pairs}) == 2:
+                pairs = [(self._severity_of(sev), side.lower()) for sev, side in post_pairs[:2]]
         severity = None
         m_in = list(self.sev_re.finditer(inside))
         if m_in:
@@ -490,7 +522,8 @@ class Attacher:
                 m_post = self.post_sev.match(post) or self.post_sev.match(text[t1:min(len(text), t1 + 60)]) if kind != CONCEPT_LABEL else None
                 if m_post:
                     severity = self._sev_name(m_post)
-        side = self.side_in(inside) or self.side_in(pre) or self.post_side_of(post)
+        # the window is searched with the target after it: "L NF narrowing" needs to see "NF"
+        side = self.side_in(inside) or self.side_in(pre + inside) or self.post_side_of(post)
         if side is None and kind not in SPINE_KINDS_WITHOUT_SIDE and self.plural_bilateral.search(inside):
             side = "bilateral"
         zone_hits = [z for _, z in self.zones_in(pre)] + [z for _, z in self.zones_in(inside)]
@@ -518,7 +551,7 @@ class Attacher:
             zones = [kind_zone]
         else:
             zones = []
-        if kind in SPINE_KINDS_WITHOUT_SIDE and side == "central":
+        if kind in ("cord_compression", "cauda_equina_compression") or (kind in SPINE_KINDS_WITHOUT_SIDE and side == "central"):
             side = None
         floor = self.floor_grade(inside) if kind in ("nerve_root_impingement", "cord_compression", "cauda_equina_compression") else None
         return {
@@ -565,6 +598,13 @@ class Attacher:
                     zones, zone = ["foraminal"], "foraminal"
                 elif root0 == self.traversing.get(level0):
                     zones, zone = ["subarticular"], "subarticular"
+        if kind == "nerve_root_impingement" and info["roots"] and info["role"] and levels and levels[0][0]:
+            # a named exiting/traversing root fixes the level: it wins over a level carried from context
+            root0 = info["roots"][0]
+            if root0 not in (self.exiting.get(levels[0][0]), self.traversing.get(levels[0][0])):
+                lv = self.level_from_root(root0, info["role"], zones)
+                if lv:
+                    levels = [(lv, sev, sd) for _, sev, sd in levels[:1]]
         if not levels and info["roots"]:
             lv = self.level_from_root(info["roots"][0], info["role"], zones)
             levels = [(lv, None, None)] if lv else []

@@ -20,6 +20,9 @@ from ..resources import load_rules
 
 if not Doc.has_extension("report_paragraphs"):
     Doc.set_extension("report_paragraphs", default=())
+if not Doc.has_extension("report_blocks"):
+    # starts of blocks that end a level header's reach: blank lines and section headers
+    Doc.set_extension("report_blocks", default=())
 if not Doc.has_extension("report_level_headers"):
     # (header_start, header_end, level_text_start, level_text_end)
     Doc.set_extension("report_level_headers", default=())
@@ -39,12 +42,14 @@ class SentenceRules:
         lex = load_rules("lexicon")["levels"]
         level = f"(?:{lex['disc_level']}|{lex['disc_level_fused']})"
         level = re.sub(r"\(\?P<\w+>", "(?:", level)
-        header = lex["header"].replace("(?P<level>LEVEL)", f"(?P<level>{level})")
+        header = lex["header"].replace("(?P<level>LEVEL)", f"(?P<level>{level})").replace("LEVEL", level)
         self.level_header = re.compile(header, re.I | re.M)
 
-    def split(self, text: str, sections) -> tuple[list[int], list[int], list[tuple[int, int, int, int]]]:
+    def split(self, text: str, sections):
+        """(sentence boundaries, paragraph starts, block starts, level headers), all sorted."""
         bounds: set[int] = {0}
         paragraphs: set[int] = {0}
+        blocks: set[int] = {0}
         headers = []
         for m in self.level_header.finditer(text):
             headers.append((m.start(), m.end(), m.start("level"), m.end("level")))
@@ -55,6 +60,7 @@ class SentenceRules:
             bounds.add(start)
             bounds.add(end)
             paragraphs.add(start)
+            blocks.add(start)
         for m in _SENT_END.finditer(text):
             if _LIST_NUMBER.search(text, max(0, m.start() - 4), m.end()):
                 continue
@@ -63,12 +69,13 @@ class SentenceRules:
             bounds.add(m.end())
         for m in _SEMICOLON.finditer(text):
             bounds.add(m.end())
-        self._lines(text, bounds, paragraphs)
+        self._lines(text, bounds, paragraphs, blocks)
         n = len(text)
-        return sorted(b for b in bounds if b < n), sorted(p for p in paragraphs if p < n), headers
+        return (sorted(b for b in bounds if b < n), sorted(p for p in paragraphs if p < n),
+                sorted(b for b in blocks if b < n), headers)
 
     @staticmethod
-    def _lines(text: str, bounds: set[int], paragraphs: set[int]) -> None:
+    def _lines(text: str, bounds: set[int], paragraphs: set[int], blocks: set[int]) -> None:
         prev_line = ""
         pos = 0
         for line in text.split("\n"):
@@ -81,6 +88,7 @@ class SentenceRules:
             if not prev_line.strip():
                 bounds.add(start)
                 paragraphs.add(start)
+                blocks.add(start)
             elif _LIST_ITEM.match(line):
                 bounds.add(start)
                 paragraphs.add(start)
@@ -97,8 +105,9 @@ class ReportSentences:
         self.rules = SentenceRules()
 
     def __call__(self, doc: Doc) -> Doc:
-        bounds, paragraphs, headers = self.rules.split(doc.text, doc._.report_sections)
+        bounds, paragraphs, blocks, headers = self.rules.split(doc.text, doc._.report_sections)
         doc._.report_paragraphs = tuple(paragraphs)
+        doc._.report_blocks = tuple(blocks)
         doc._.report_level_headers = tuple(headers)
         # Setting token.is_sent_start one by one re-checks the whole Doc each time (quadratic);
         # write the SENT_START column in one go instead.
@@ -138,7 +147,7 @@ def index_of(starts: list[int], char: int) -> int:
 
 @Language.factory(
     "report_nlp_sentences",
-    assigns=["token.is_sent_start", "doc._.report_paragraphs", "doc._.report_level_headers"],
+    assigns=["token.is_sent_start", "doc._.report_paragraphs", "doc._.report_blocks", "doc._.report_level_headers"],
 )
 def make_sentences(nlp: Language, name: str) -> ReportSentences:
     return ReportSentences(nlp, name)
