@@ -14,10 +14,12 @@ boundaries, as targets of label ``concept`` so the same ConText rules judge them
 
 import re
 import warnings
+from bisect import bisect_left, bisect_right
 from functools import lru_cache
 
 from medspacy.common.util import prune_overlapping_matches
 from medspacy.target_matcher import TargetRule
+from spacy.attrs import IDX, LENGTH
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
@@ -36,11 +38,12 @@ if not Span.has_extension("concept_name"):
 
 
 def target_rules() -> list[TargetRule]:
-    """TargetRules from patterns/targets.json, with macros expanded."""
+    """TargetRules from patterns/targets.json, with macros expanded; ``metadata['requires']`` is the pre-filter."""
     data = load_rules("targets")
     macros = data.get("macros", {})
     return [
-        TargetRule(literal=r["literal"], category=r["category"], pattern=expand_macros(r["pattern"], macros))
+        TargetRule(literal=r["literal"], category=r["category"], pattern=expand_macros(r["pattern"], macros),
+                   metadata={"requires": tuple(r["requires"])})
         for r in data["rules"]
     ]
 
@@ -64,13 +67,27 @@ class ReportTargets:
 
     def match(self, doc: Doc) -> list[Span]:
         text = doc.text
+        lower = text.lower()
+        if not len(doc):
+            return []
+        arr = doc.to_array([IDX, LENGTH])
+        starts = arr[:, 0].tolist()
+        ends = (arr[:, 0] + arr[:, 1]).tolist()
         found = []
-        for i, (_, regex) in enumerate(self.compiled):
+        for i, (rule, regex) in enumerate(self.compiled):
+            if not any(word in lower for word in rule.metadata["requires"]):
+                continue
             for m in regex.finditer(text):
-                if m.end() > m.start():
-                    span = doc.char_span(m.start(), m.end(), alignment_mode="expand")
-                    if span is not None and len(span):
-                        found.append((i, span.start, span.end))
+                a, b = m.start(), m.end()
+                if b <= a:
+                    continue
+                # snap outward to token boundaries, as medspaCy's RegexMatcher does
+                first = max(0, bisect_right(starts, a) - 1)
+                if ends[first] <= a:
+                    first += 1
+                last = bisect_left(ends, b)
+                if first <= last < len(starts):
+                    found.append((i, first, last + 1))
         spans = []
         for i, start, end in prune_overlapping_matches(found):
             rule = self.rules[i]
