@@ -249,5 +249,25 @@ def print_summary(summary, out_path: str) -> None:
     out.print(t)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. The default keeps the page on this computer; "
+                             "binding another address exposes patient text to the network."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+):
+    """Start the clinician web page and JSON API (FastAPI + uvicorn).
+
+    Example: report-nlp serve --port 8000
+    """
+    import uvicorn
+
+    from . import load
+    from .web import create_app
+
+    load()  # build the pipeline before the first request
+    err.print(f"report_nlp page on http://{host}:{port}/ (nothing is stored; Ctrl+C to stop)", highlight=False)
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=True)
+
+
 def main() -> None:  # pragma: no cover
     app()

@@ -123,6 +123,7 @@ class Attacher:
             rf"(?P<a>{self._sev_plain(sev)})\s+(?:on\s+the\s+)?(?P<sa>left|right)\s*(?:,|and|/)\s*(?P<b>{self._sev_plain(sev)})\s+(?:on\s+the\s+)?(?P<sb>left|right)\s*$",
             flags,
         )
+        self._sev_plain_re = self._sev_plain(sev)
         self.post_pairs = re.compile(rf"\b({self._sev_plain(sev)})\s+(?:on\s+the\s+)?(left|right)\b", flags)
         self.floors = [(f["grade"], re.compile(rf"\b(?:{f['pattern']})", flags)) for f in sev["relation_floors"]]
         self.exiting = {lv_["level"]: lv_["exiting"] for lv_ in anatomy["levels"]}
@@ -553,7 +554,12 @@ class Attacher:
             zones = []
         if kind in ("cord_compression", "cauda_equina_compression") or (kind in SPINE_KINDS_WITHOUT_SIDE and side == "central"):
             side = None
-        floor = self.floor_grade(inside) if kind in ("nerve_root_impingement", "cord_compression", "cauda_equina_compression") else None
+        floor = None
+        if kind in ("nerve_root_impingement", "cord_compression", "cauda_equina_compression"):
+            # active forms carry the relation word inside the target, passive ones just after it
+            floor = self.floor_grade(inside) or self.floor_grade(text[t1:min(len(text), t1 + 40)].split(".")[0])
+            if severity is not None and not m_in and not re.search(rf"(?:{self._sev_plain_re})\W*(?:\w+\W+)?$", pre[-25:], re.I):
+                severity = None  # a severity far before a root relation belongs to another finding
         return {
             "side": side,
             "severity": severity,

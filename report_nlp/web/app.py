@@ -1,0 +1,132 @@
+"""FastAPI application: ``GET /`` page, ``POST /`` form, ``POST /api/analyze``, ``/api/schema``, ``/healthz``, ``/docs``."""
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from typing import Optional
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ReportNLPError
+from ..schema import Exam, Result
+from .render import EXAM_FORM, exam_from_form, highlight
+
+MAX_BODY = 256 * 1024
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+HERE = files("report_nlp.web")
+
+
+class AnalyzeRequest(BaseModel):
+    """Body of POST /api/analyze."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(max_length=MAX_BODY)
+    exam: Optional[Exam] = None
+    concepts: Optional[list[str]] = Field(default=None, max_length=50)
+
+
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(HERE.joinpath("templates"))), autoescape=select_autoescape(["html"]))
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2)
+    return env
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="report_nlp", version="0.1.0", docs_url=None, redoc_url=None,
+                  description="Spine MRI report NLP: findings, imaging-exam concordance, guideline recommendation.")
+    env = _env()
+    app.mount("/static", StaticFiles(directory=str(HERE.joinpath("static"))), name="static")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY:
+            return _too_large(request)
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _too_large(request: Request) -> Response:
+        message = f"The report is too large: the limit is {MAX_BODY // 1024} kB per request."
+        if request.url.path.startswith("/api/"):
+            resp = JSONResponse({"detail": message}, status_code=413)
+        else:
+            resp = HTMLResponse(env.get_template("index.html").render(text="", result=None, error=message, form=EXAM_FORM,
+                                                                      exam_values={}), status_code=413)
+        resp.headers["Content-Security-Policy"] = CSP
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = [{"field": ".".join(str(x) for x in e["loc"] if x != "body"), "message": e["msg"]} for e in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.exception_handler(ReportNLPError)
+    async def rejected(request: Request, exc: ReportNLPError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page():
+        return env.get_template("index.html").render(text="", result=None, error=None, form=EXAM_FORM, exam_values={})
+
+    @app.post("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page_analyze(request: Request):
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _too_large(request)
+        fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+        text = (fields.get("text") or [""])[0]
+        error = None
+        result = None
+        try:
+            exam = exam_from_form(fields)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            error = f"Exam field {'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
+            exam = None
+        if error is None:
+            from .. import analyze
+
+            try:
+                result = analyze(text, exam=exam)
+            except ReportNLPError as exc:
+                error = str(exc)
+        status = 200 if error is None else 422
+        html = env.get_template("index.html").render(
+            text=text, result=result, error=error, form=EXAM_FORM, exam_values=fields,
+            segments=highlight(text, result.findings) if result else [],
+            result_json=result.model_dump_json(indent=2) if result else "",
+        )
+        return HTMLResponse(html, status_code=status)
+
+    @app.post("/api/analyze", response_model=Result, summary="Analyse one report")
+    async def api_analyze(request: AnalyzeRequest) -> Result:
+        """Findings, concordance with the exam and the guideline recommendation (the Result contract)."""
+        from .. import analyze
+
+        return analyze(request.text, exam=request.exam, concepts=request.concepts)
+
+    @app.get("/api/schema", summary="JSON Schema of the Result contract")
+    async def api_schema():
+        return Result.model_json_schema()
+
+    @app.get("/healthz", summary="Liveness")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs():
+        spec = app.openapi()
+        return env.get_template("docs.html").render(spec=spec, spec_json=json.dumps(spec, indent=2))
+
+    return app
