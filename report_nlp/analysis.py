@@ -109,13 +109,14 @@ def analyze_texts(
 def _assemble(job, chunk_docs) -> Result:
     from .decide import decide
     from .pipeline.findings import red_flag_reader, study_reader, to_findings
+    from .pipeline.sections import doc_text
 
     original, cleaned, errors, exam, rid, pieces = job
     findings, flags_hist = [], []
     sections_first = ()
     for (a, _), doc in zip(pieces, chunk_docs):
         findings.extend(to_findings(doc, original, offset=a))
-        flags_hist.extend(red_flag_reader().read(doc.text, doc._.report_sections, original, offset=a))
+        flags_hist.extend(red_flag_reader().read(doc_text(doc), doc._.report_sections, original, offset=a))
         if a == 0:
             sections_first = doc._.report_sections
     if len(pieces) > 1:

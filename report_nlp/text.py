@@ -18,6 +18,7 @@ _ENTITIES = re.compile(r"&(?:[A-Za-z]{2,8}|#\d{1,6}|#x[0-9A-Fa-f]{1,6});")
 _RTF_PAR = re.compile(r"\\(?:par|line)\b ?")
 _RTF_CONTROL = re.compile(r"\\[a-z]{1,32}-?\d{0,10} ?|\\'[0-9a-f]{2}|[{}](?=\\|\s|$)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
+_BINARY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
 _LOOKS_RTF = re.compile(r"^\s*\{\\rtf", re.I)
 _LOOKS_HTML = re.compile(r"<\s*/?\s*(?:html|body|p|br|div|span|b|i|table|tr|td|font|li|ul)\b", re.I)
 
@@ -77,5 +78,5 @@ def looks_binary(text: str) -> bool:
     if not text:
         return False
     sample = text[:4096]
-    bad = sum(1 for ch in sample if ch in "\x00\ufffd" or (ord(ch) < 32 and ch not in "\n\t\r"))
+    bad = len(_BINARY.findall(sample))
     return bad > len(sample) * 0.1

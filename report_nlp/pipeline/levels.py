@@ -24,7 +24,7 @@ from spacy.tokens import Doc
 
 from ..resources import load_rules
 from ..schema import GRADE_SEVERITY, SEVERITY_GRADE
-from .sections import section_at
+from .sections import doc_text, section_at
 from .targets import CONCEPT_LABEL, SPAN_GROUP
 
 if not Doc.has_extension("report_findings"):
@@ -442,7 +442,7 @@ class Attacher:
 
     # ---------------------------------------------------------------- findings
     def findings(self, doc: Doc) -> list[dict]:
-        text = doc.text
+        text = doc_text(doc)
         spans = list(doc.spans[SPAN_GROUP]) if SPAN_GROUP in doc.spans else []
         spans.sort(key=lambda s: s.start_char)
         if not spans:

@@ -13,6 +13,19 @@ from spacy.tokens import Doc
 
 from ..resources import load_rules
 
+if not Doc.has_extension("report_text"):
+    Doc.set_extension("report_text", default=None)
+
+
+def doc_text(doc: Doc) -> str:
+    """``doc.text`` joins every token on each call: compute it once per Doc and keep it."""
+    text = doc._.report_text
+    if text is None:
+        text = doc.text
+        doc._.report_text = text
+    return text
+
+
 if not Doc.has_extension("report_sections"):
     # (category, role, header_start, header_end, body_end) as plain tuples: msgpack-serializable.
     Doc.set_extension("report_sections", default=())
@@ -68,7 +81,7 @@ class ReportSections:
         self.rules = SectionRules()
 
     def __call__(self, doc: Doc) -> Doc:
-        doc._.report_sections = tuple(self.rules.find(doc.text))
+        doc._.report_sections = tuple(self.rules.find(doc_text(doc)))
         return doc
 
 

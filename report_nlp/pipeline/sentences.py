@@ -17,6 +17,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..resources import load_rules
+from .sections import doc_text
 
 if not Doc.has_extension("report_paragraphs"):
     Doc.set_extension("report_paragraphs", default=())
@@ -105,7 +106,7 @@ class ReportSentences:
         self.rules = SentenceRules()
 
     def __call__(self, doc: Doc) -> Doc:
-        bounds, paragraphs, blocks, headers = self.rules.split(doc.text, doc._.report_sections)
+        bounds, paragraphs, blocks, headers = self.rules.split(doc_text(doc), doc._.report_sections)
         doc._.report_paragraphs = tuple(paragraphs)
         doc._.report_blocks = tuple(blocks)
         doc._.report_level_headers = tuple(headers)

@@ -24,6 +24,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..resources import expand_macros, load_rules
+from .sections import doc_text
 
 # medspaCy's matcher holds our regex rules outside spaCy's Matcher, which then warns that it is empty.
 warnings.filterwarnings("ignore", message=r"\[W036\]")
@@ -66,7 +67,7 @@ class ReportTargets:
         self.compiled = [(rule, re.compile(rule.pattern, re.I)) for rule in self.rules]
 
     def match(self, doc: Doc) -> list[Span]:
-        text = doc.text
+        text = doc_text(doc)
         lower = text.lower()
         if not len(doc):
             return []
@@ -110,7 +111,7 @@ class ReportTargets:
         if regex is None:
             return []
         out = []
-        for m in regex.finditer(doc.text):
+        for m in regex.finditer(doc_text(doc)):
             span = doc.char_span(m.start(), m.end(), label=CONCEPT_LABEL, alignment_mode="expand")
             if span is not None:
                 span._.concept_name = re.sub(r"\s+", " ", m.group(0).lower())
