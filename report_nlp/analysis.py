@@ -146,7 +146,13 @@ def _worker_init():
     load()
 
 
-def analyze_parallel(texts, n_process: int, batch_size: int, exams=None, concepts=None, report_ids=None) -> Iterator[Result]:
+def worker_pool(n_process: int) -> ProcessPoolExecutor:
+    """A pool whose workers each build the pipeline once from the rule files (nothing is pickled but text)."""
+    return ProcessPoolExecutor(max_workers=n_process, initializer=_worker_init)
+
+
+def analyze_parallel(texts, n_process: int, batch_size: int, exams=None, concepts=None, report_ids=None,
+                     pool: Optional[ProcessPoolExecutor] = None) -> Iterator[Result]:
     exams_it = iter(exams) if exams is not None else itertools.repeat(None)
     ids_it = iter(report_ids) if report_ids is not None else itertools.repeat(None)
     concept_list = tuple(concepts or ())
@@ -161,7 +167,12 @@ def analyze_parallel(texts, n_process: int, batch_size: int, exams=None, concept
             ids = [next(ids_it, None) for _ in chunk]
             yield (chunk, ex, concept_list, ids)
 
-    with ProcessPoolExecutor(max_workers=n_process, initializer=_worker_init) as pool:
+    if pool is not None:
         for rows in pool.map(_worker_run, batches()):
+            for row in rows:
+                yield Result.model_validate(row)
+        return
+    with worker_pool(n_process) as own:
+        for rows in own.map(_worker_run, batches()):
             for row in rows:
                 yield Result.model_validate(row)

@@ -259,7 +259,7 @@ def open_writer(out: str, resume: bool):
 
 # ----------------------------------------------------------------- the run
 def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, exam_cols, seen: set,
-                  n_process: int = 1) -> tuple[list[dict], list[dict], list[dict], int]:
+                  pool=None, workers: int = 1) -> tuple[list[dict], list[dict], list[dict], int]:
     """Analyse one chunk: (result rows, finding rows, error rows, characters analysed)."""
     from . import analyze_many
 
@@ -309,7 +309,14 @@ def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, 
     results, findings = [], []
     chars = 0
     try:
-        analysed = list(analyze_many(ok_texts, n_process=n_process, exams=ok_exams, report_ids=ok_ids))
+        if pool is not None:
+            from .analysis import analyze_parallel
+
+            size = max(1, -(-len(ok_texts) // (workers * 4)))
+            analysed = list(analyze_parallel(ok_texts, n_process=workers, batch_size=size, exams=ok_exams,
+                                             report_ids=ok_ids, pool=pool))
+        else:
+            analysed = list(analyze_many(ok_texts, exams=ok_exams, report_ids=ok_ids))
     except Exception:  # one bad report must not sink its chunk: retry one by one
         analysed = None
     if analysed is None:
@@ -347,6 +354,11 @@ def run(
     writer = open_writer(out, resume)
     summary = Summary()
     t0 = time.perf_counter()
+    pool = None
+    if workers > 1:
+        from .analysis import worker_pool
+
+        pool = worker_pool(workers)
     try:
         skip = writer.done_chunks() if resume else 0
         summary.resumed_chunks = skip
@@ -361,7 +373,7 @@ def run(
                 raise InputError(f"no id column {id_col!r} in input (columns: {', '.join(map(str, df.columns))})")
             if text_col not in df.columns and len(df):
                 raise InputError(f"no text column {text_col!r} in input (columns: {', '.join(map(str, df.columns))})")
-            results, findings, errors, chars = process_chunk(df, row, id_col, text_col, exam_cols, seen, workers)
+            results, findings, errors, chars = process_chunk(df, row, id_col, text_col, exam_cols, seen, pool, workers)
             writer.write(chunk_no, n, results, findings, errors)
             row += n
             summary.chars += chars
@@ -378,5 +390,7 @@ def run(
         summary.results, summary.errors, summary.findings = writer.counts()
     finally:
         writer.close()
+        if pool is not None:
+            pool.shutdown()
     summary.seconds = time.perf_counter() - t0
     return summary

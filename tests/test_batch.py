@@ -97,3 +97,13 @@ def test_batch_missing_columns_is_a_clear_error(tmp_path):
     s = run(str(src), str(tmp_path / "o2.db"), id_col="key", text_col="body")
     assert s.results == 1
     json.dumps(s.kinds)
+
+
+def test_batch_two_workers_equal_one_worker(tmp_path):
+    src = tmp_path / "in.jsonl"
+    pd.DataFrame(poisoned()[:-1]).to_json(src, orient="records", lines=True)
+    one = run(str(src), str(tmp_path / "one.db"), chunk_size=4)
+    two = run(str(src), str(tmp_path / "two.db"), chunk_size=4, workers=2)
+    assert (one.results, one.errors) == (two.results, two.errors)
+    q = "SELECT report_id, finding_index, kind, level, side, negated, grade FROM findings ORDER BY 1, 2"
+    assert sqlite3.connect(tmp_path / "one.db").execute(q).fetchall() == sqlite3.connect(tmp_path / "two.db").execute(q).fetchall()
