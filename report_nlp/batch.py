@@ -53,8 +53,29 @@ class Summary:
 
 
 # ----------------------------------------------------------------- readers
-def read_chunks(path: str, id_col: str, text_col: str, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """Yield DataFrames of at most ``chunk_size`` rows; columns as in the input."""
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
+def read_chunks(path: str, id_col: str, text_col: str, chunk_size: int, query: Optional[str] = None) -> Iterator[pd.DataFrame]:
+    """Yield DataFrames of at most ``chunk_size`` rows; columns as in the input.
+
+    ``path`` is a file, a folder of .txt files, or a SQLAlchemy URL read with ``query`` (streamed with a
+    server-side cursor where the database has one).
+    """
+    if is_url(path):
+        if not query:
+            raise InputError("a database input needs --query (e.g. \"SELECT id, text FROM reports ORDER BY id\")")
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(path)
+        try:
+            with engine.connect().execution_options(stream_results=True) as conn:
+                for df in pd.read_sql(text(query), conn, chunksize=chunk_size):
+                    yield df
+        finally:
+            engine.dispose()
+        return
     p = Path(path)
     if not p.exists():
         raise InputError(f"input not found: {path}")
@@ -183,6 +204,57 @@ class SQLiteWriter:
         self.db.close()
 
 
+class SQLWriter:
+    """The three tables (and _progress) in any SQLAlchemy database, e.g. PostgreSQL; one transaction per chunk."""
+
+    def __init__(self, url: str, resume: bool):
+        from sqlalchemy import Boolean, Column, Float, Integer, MetaData, Table, Text, create_engine
+
+        self.engine = create_engine(url, pool_pre_ping=True)
+        md = MetaData()
+        types = {"n_findings": Integer, "n_present": Integer, "max_grade": Integer, "invasive_allowed": Boolean,
+                 "finding_index": Integer, "roots_inferred": Boolean, "grade": Integer, "negated": Boolean, "uncertain": Boolean,
+                 "historical": Boolean, "hypothetical": Boolean, "start": Integer, "end": Integer, "row_number": Integer}
+        self.tables = {
+            name: Table(name, md, *[Column(c, types.get(c, Text)) for c in cols])
+            for name, cols in (("results", RESULT_COLUMNS), ("findings", FINDING_COLUMNS), ("errors", ERROR_COLUMNS))
+        }
+        self.progress = Table("_progress", md, Column("chunk", Integer, primary_key=True), Column("rows_in", Integer),
+                              Column("finished_at", Float))
+        if not resume:
+            md.drop_all(self.engine)
+        md.create_all(self.engine)
+
+    def done_chunks(self) -> int:
+        from sqlalchemy import func, select
+
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(self.progress)).scalar_one()
+
+    def seen_ids(self) -> set:
+        from sqlalchemy import select
+
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(select(self.tables["results"].c.report_id))}
+
+    def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
+        with self.engine.begin() as conn:
+            for name, rows in (("results", results), ("findings", findings), ("errors", errors)):
+                if rows:
+                    conn.execute(self.tables[name].insert(), rows)
+            conn.execute(self.progress.insert(), [{"chunk": chunk, "rows_in": rows_in, "finished_at": time.time()}])
+
+    def counts(self) -> tuple[int, int, int]:
+        from sqlalchemy import func, select
+
+        with self.engine.connect() as conn:
+            return tuple(conn.execute(select(func.count()).select_from(self.tables[n])).scalar_one()
+                         for n in ("results", "errors", "findings"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
 class FileWriter:
     """results/findings/errors as CSV, JSONL or Parquet files in a folder; parts are renamed into place."""
 
@@ -245,6 +317,8 @@ class FileWriter:
 
 
 def open_writer(out: str, resume: bool):
+    if is_url(out):
+        return SQLWriter(out, resume)
     suffix = Path(out).suffix.lower()
     if suffix in (".db", ".sqlite", ".sqlite3"):
         return SQLiteWriter(out, resume)
@@ -349,6 +423,7 @@ def run(
     resume: bool = False,
     chunk_size: int = 1000,
     progress: Optional[Callable[[Summary], None]] = None,
+    query: Optional[str] = None,
 ) -> Summary:
     """Run the batch; returns a Summary whose ``balanced`` says rows in == results + errors."""
     writer = open_writer(out, resume)
@@ -364,7 +439,7 @@ def run(
         summary.resumed_chunks = skip
         seen = writer.seen_ids() if skip else set()
         row = 0
-        for chunk_no, df in enumerate(read_chunks(input_path, id_col, text_col, chunk_size)):
+        for chunk_no, df in enumerate(read_chunks(input_path, id_col, text_col, chunk_size, query)):
             n = len(df)
             if chunk_no < skip:
                 row += n

@@ -190,8 +190,9 @@ def evaluate(
 
 @app.command()
 def batch(
-    input_path: str = typer.Argument(..., metavar="INPUT", help="CSV, JSONL, Parquet file or a folder of .txt files."),
-    out: str = typer.Option("report_nlp.db", "--out", "-o", help="SQLite file (.db) or an output folder (Parquet; *_csv / *_jsonl for those)."),
+    input_path: str = typer.Argument(..., metavar="INPUT", help="CSV, JSONL, Parquet file, a folder of .txt files, or a SQLAlchemy URL (with --query)."),
+    out: str = typer.Option("report_nlp.db", "--out", "-o", help="SQLite file (.db), a SQLAlchemy URL (postgresql://...), or an output folder (Parquet; *_csv / *_jsonl for those)."),
+    query: Optional[str] = typer.Option(None, "--query", "-q", help="SQL query selecting id and text columns when INPUT is a database URL."),
     id_col: str = typer.Option("id", "--id-col", help="Column holding the report id."),
     text_col: str = typer.Option("text", "--text-col", help="Column holding the report text."),
     exam_cols: Optional[str] = typer.Option(None, "--exam-cols", help="Comma-separated exam columns (default: any column named like an Exam field)."),
@@ -221,7 +222,7 @@ def batch(
     try:
         summary = run_batch(input_path, out, id_col=id_col, text_col=text_col,
                             exam_cols=exam_cols.split(",") if exam_cols else None, workers=workers,
-                            resume=resume, chunk_size=chunk_size, progress=progress)
+                            resume=resume, chunk_size=chunk_size, progress=progress, query=query)
     except ReportNLPError as exc:
         fail(str(exc))
     print_summary(summary, out)
