@@ -413,6 +413,15 @@ def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, 
     return results, findings, errors, chars
 
 
+def analyze_frame(df: pd.DataFrame, id_col: str = "id", text_col: str = "text", exam_cols=None,
+                  start_row: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The per-chunk function shared by the local runner and Spark: a pandas batch of reports in,
+    (results, findings, errors) DataFrames out. Duplicate ids are checked within the batch only."""
+    results, findings, errors, _ = process_chunk(df, start_row, id_col, text_col, exam_cols, set())
+    return (pd.DataFrame(results, columns=RESULT_COLUMNS), pd.DataFrame(findings, columns=FINDING_COLUMNS),
+            pd.DataFrame(errors, columns=ERROR_COLUMNS))
+
+
 def run(
     input_path: str,
     out: str,

@@ -199,6 +199,8 @@ def batch(
     workers: int = typer.Option(1, "--workers", "-w", help="Worker processes."),
     resume: bool = typer.Option(False, "--resume", help="Continue after the last committed chunk of an interrupted run."),
     chunk_size: int = typer.Option(1000, "--chunk-size", help="Reports per chunk (one transaction each)."),
+    engine: str = typer.Option("local", "--engine", help="local, or spark (PySpark, optional extra [spark])."),
+    master: str = typer.Option("local[*]", "--master", help="Spark master URL with --engine spark."),
 ):
     """Analyse many reports into results / findings / errors tables and print a summary.
 
@@ -209,6 +211,18 @@ def batch(
     from .batch import run as run_batch
     from .errors import ReportNLPError
 
+    if engine == "spark":
+        try:
+            from .spark import run_spark
+        except ImportError:
+            fail("--engine spark needs PySpark: pip install 'report_nlp[spark]'")
+        counts = run_spark(input_path, out, id_col=id_col, text_col=text_col, master=master)
+        print(json.dumps(counts))
+        if counts["rows_in"] != counts["results"] + counts["errors"]:
+            fail(f"row count mismatch: {counts}", code=1)
+        return
+    if engine != "local":
+        fail(f"--engine must be local or spark, not {engine!r}")
     interactive = sys.stderr.isatty()
     last = [0.0]
 
