@@ -131,7 +131,31 @@ def _assemble(job, chunk_docs) -> Result:
         exam=exam,
         errors=errors,
     )
-    return decide(result)
+    result = decide(result)
+    return second_opinion(result, cleaned)
+
+
+def second_opinion(result: Result, cleaned: str) -> Result:
+    """Attach the trained model's view of each level; flag rules_model_disagree (the rules still decide)."""
+    from .model import disagree, level_units, predict_units, shipped_model
+
+    model = shipped_model()
+    if model is None or not result.findings:
+        return result
+    units = level_units(cleaned, result.findings)
+    if units.empty:
+        return result
+    from .schema import LevelOpinion
+
+    opinions = []
+    for row in predict_units(model, units).itertuples():
+        opinions.append(LevelOpinion(level=row.level, rules_class=row.rules_class, model_class=row.model_class,
+                                     model_probability=round(float(row.model_probability), 4),
+                                     disagree=disagree(row.rules_class, row.model_class)))
+    result.model_levels = sorted(opinions, key=lambda o: o.level)
+    if any(o.disagree for o in opinions):
+        result.flags = sorted(set(result.flags) | {"rules_model_disagree"})
+    return result
 
 
 # ----------------------------------------------------------------- processes

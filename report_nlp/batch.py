@@ -176,6 +176,8 @@ class SQLiteWriter:
               PRIMARY KEY (report_id, finding_index));
             CREATE TABLE IF NOT EXISTS errors (report_id TEXT, row_number INTEGER PRIMARY KEY, stage TEXT, reason TEXT);
             CREATE TABLE IF NOT EXISTS _progress (chunk INTEGER PRIMARY KEY, rows_in INTEGER, finished_at REAL);
+            CREATE VIEW IF NOT EXISTS review_queue AS
+              SELECT * FROM results WHERE ',' || flags || ',' LIKE '%,rules_model_disagree,%' ORDER BY max_grade DESC;
             """
         )
 

@@ -151,12 +151,14 @@ def evaluate(
     fmt: str = typer.Option("table", "--format", "-f", help="table or json"),
     errors: bool = typer.Option(False, "--errors", help="List every false positive, false negative and wrong attribute."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score medspaCy's default ConText rules."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="rules,model,hybrid: per-level comparison with the trained model."),
 ):
     """Score the pipeline (and the medspaCy-default baseline) against a gold corpus.
 
     Example: report-nlp evaluate corpora/gold_test.jsonl
     """
     from .corpus import read_gold
+    from .errors import ReportNLPError
     from .evaluate import evaluate as run
 
     if not Path(gold).exists():
@@ -165,6 +167,27 @@ def evaluate(
         rows = read_gold(gold)
     except ValueError as exc:
         fail(str(exc))
+    if compare:
+        from .evaluate import compare_systems
+
+        names = tuple(x.strip() for x in compare.split(",") if x.strip())
+        bad = [n for n in names if n not in ("rules", "model", "hybrid")]
+        if bad:
+            fail(f"--compare takes rules, model and hybrid, not {', '.join(bad)}")
+        try:
+            table = compare_systems(rows, names)
+        except ReportNLPError as exc:
+            fail(str(exc))
+        if fmt == "json":
+            out.print_json(json.dumps(table.reset_index().to_dict(orient="records")))
+            return
+        t = Table(title=f"rules vs model on (report, level) units, {len(rows)} reports")
+        for col in ("system", "units", "detection_f1", "grade_accuracy", "brier"):
+            t.add_column(col)
+        for name, row in table.iterrows():
+            t.add_row(name, str(int(row["units"])), f"{row['detection_f1']:.3f}", f"{row['grade_accuracy']:.3f}", f"{row['brier']:.3f}")
+        out.print(t)
+        return
     systems = ("report_nlp", "medspacy_default") if baseline else ("report_nlp",)
     scores = run(rows, systems)
     if fmt == "json":
@@ -186,6 +209,22 @@ def evaluate(
     if errors:
         for e in scores["report_nlp"].errors:
             out.print(f"[{e['report_id']}] {e['error']} {e['kind']} {e['level']} {e['side']} {e['wrong'] or ''}: {e['sentence']}", highlight=False)
+
+
+@app.command()
+def train(
+    corpus: str = typer.Option("corpora/gold.jsonl", "--corpus", help="Gold train split to fit on."),
+    model_out: str = typer.Option("models/level_grade.skops", "--out", help="Where to write the skops model file."),
+):
+    """Train the per-level second-opinion model on the gold train split (seeded, deterministic).
+
+    Example: report-nlp train --corpus corpora/gold.jsonl --out models/level_grade.skops
+    """
+    from .model import train as fit
+
+    if not Path(corpus).exists():
+        fail(f"file not found: {corpus}")
+    out.print_json(json.dumps(fit(corpus, model_out)))
 
 
 @app.command()

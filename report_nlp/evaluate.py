@@ -215,3 +215,38 @@ def predict(gold: list[GoldReport], system: str = "report_nlp") -> list[Result]:
 def evaluate(gold: list[GoldReport], systems: Iterable[str] = SYSTEMS) -> dict[str, Scores]:
     """Score each system on the same gold reports."""
     return {system: score(gold, predict(gold, system), system) for system in systems}
+
+
+def compare_systems(gold: list[GoldReport], systems=("rules", "model", "hybrid")) -> pd.DataFrame:
+    """Per (report, level) units: detection F1 of asserted compromise, grade-class accuracy and Brier score,
+    for the rules, the trained model and their average (hybrid)."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from .analysis import analyze_texts
+    from .model import CLASSES, load_model, predict_units, units_for
+
+    results = list(analyze_texts([r.text for r in gold], report_ids=[r.id for r in gold]))
+    units = units_for(gold, results)
+    truth = np.zeros((len(units), len(CLASSES)))
+    truth[np.arange(len(units)), [CLASSES.index(c) for c in units["label"]]] = 1
+    rules = np.zeros_like(truth)
+    rules[np.arange(len(units)), [CLASSES.index(c) for c in units["rules_class"]]] = 1
+    probs = {"rules": rules}
+    if "model" in systems or "hybrid" in systems:
+        pred = predict_units(load_model(), units)
+        probs["model"] = pred[[f"p_{c}" for c in CLASSES]].to_numpy()
+        probs["hybrid"] = 0.4 * rules + 0.6 * probs["model"]
+    rows = []
+    y = units["label"].to_numpy()
+    for name in systems:
+        p = probs[name]
+        pred = np.array(CLASSES)[p.argmax(axis=1)]
+        rows.append({
+            "system": name,
+            "units": int(len(units)),
+            "detection_f1": f1_score(y != "none", pred != "none"),
+            "grade_accuracy": float((pred == y).mean()),
+            "brier": float(((p - truth) ** 2).sum(axis=1).mean()),
+        })
+    return pd.DataFrame(rows).set_index("system")

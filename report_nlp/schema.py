@@ -176,6 +176,16 @@ class RedFlagMention(_Model):
     negated: bool = False
 
 
+class LevelOpinion(_Model):
+    """The trained model's view of one level next to the rules' (a second opinion, never a decision)."""
+
+    level: str
+    rules_class: Literal["none", "mild", "moderate", "severe"]
+    model_class: Literal["none", "mild", "moderate", "severe"]
+    model_probability: float
+    disagree: bool
+
+
 class Result(_Model):
     report_id: Optional[str] = None
     study: Study = Field(default_factory=Study)
@@ -187,6 +197,7 @@ class Result(_Model):
     recommendation: Optional[Recommendation] = None
     flags: list[str] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+    model_levels: list[LevelOpinion] = Field(default_factory=list)
 
 
 class GoldFinding(_Model):

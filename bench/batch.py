@@ -1,0 +1,70 @@
+"""Batch throughput and memory: N synthetic reports through `report-nlp batch` on 1 and 2 workers.
+
+Prints reports/s, characters/s and peak RSS of each run (each in its own process, so RSS is the
+run's own), and the ratio to medspaCy's default pipeline on a sample of the same reports.
+Run: python bench/batch.py [--n 100000] [--sample 300]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synth import reports  # noqa: E402
+
+
+def run_batch(src: Path, out: Path, workers: int) -> tuple[float, int]:
+    cmd = [sys.executable, "-c", "from report_nlp.cli import app; app()", "batch", str(src), "--out", str(out),
+           "--workers", str(workers), "--chunk-size", "1000"]
+    t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak_kb, before)
+
+
+def medspacy_rate(texts: list[str]) -> float:
+    from throughput import medspacy_default
+
+    nlp = medspacy_default()
+    list(nlp.pipe(texts[:10]))
+    t0 = time.perf_counter()
+    list(nlp.pipe(texts))
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--sample", type=int, default=300)
+    ap.add_argument("--workers", default="1,2")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "reports.jsonl"
+        texts = reports(args.n, seed=1)
+        chars = sum(map(len, texts))
+        with open(src, "w") as fh:
+            for i, t in enumerate(texts):
+                fh.write(json.dumps({"id": f"r{i}", "text": t}) + "\n")
+        base = medspacy_rate(texts[: args.sample])
+        print(f"reports: {args.n:,}  characters: {chars:,}  cores: {os.cpu_count()}")
+        print(f"medspaCy default (sample of {args.sample}, 1 process): {base:.1f} reports/s")
+        first = None
+        for workers in (int(w) for w in args.workers.split(",")):
+            seconds, peak_kb = run_batch(src, Path(tmp) / f"out{workers}.db", workers)
+            rate = args.n / seconds
+            first = first or rate
+            print(f"workers={workers}: {rate:8.1f} reports/s  {chars / seconds:12,.0f} chars/s  peak RSS {peak_kb / 1024:6.0f} MiB  "
+                  f"x{rate / base:.1f} medspaCy default  x{rate / first:.2f} vs 1 worker")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""A trained second opinion: per (report, level), is nerve-root compromise asserted, and how severe?
+
+Classes: ``none`` / ``mild`` (grade <= 3) / ``moderate`` (grade 4-5) / ``severe`` (grade 6), from the
+affirmed nerve-root, foraminal and lateral-recess findings at the level. Features: word and character
+TF-IDF n-grams of the level's sentences plus the rules' own view of the level. The model is a stock
+scikit-learn Pipeline, saved with skops and loaded only with an explicit list of trusted types.
+The rules stay the source of every recommendation: the model only raises ``rules_model_disagree``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+import pandas as pd
+
+from .errors import ReportNLPError
+
+log = logging.getLogger("report_nlp.model")
+
+CLASSES = ["none", "mild", "moderate", "severe"]
+LEVEL_KINDS = {"nerve_root_impingement", "foraminal_stenosis", "lateral_recess_stenosis"}
+SEED = 20261128
+MODEL_NAME = "level_grade.skops"
+TRUSTED_TYPES = [
+    "numpy.dtype", "numpy.ndarray", "numpy.float64", "numpy.int64", "builtins.float", "builtins.int", "builtins.str",
+    "sklearn.pipeline.Pipeline", "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.feature_extraction.text.TfidfVectorizer", "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.preprocessing._data.StandardScaler", "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.preprocessing._encoders.OneHotEncoder", "sklearn.utils._bunch.Bunch",
+    "report_nlp.model.rule_columns",
+]
+RULE_FEATURES = ["rules_rank", "rules_grade", "n_findings", "n_negated", "n_uncertain"]
+
+
+class ModelFileError(ReportNLPError, ValueError):
+    """A model file that is missing, tampered with (untrusted types) or incompatible."""
+
+    code = "E020"
+
+
+def grade_class(grade: Optional[int]) -> str:
+    if grade is None or grade <= 3:
+        return "mild"
+    return "moderate" if grade <= 5 else "severe"
+
+
+def level_class(findings: Iterable, level: str) -> str:
+    """The class a set of findings (gold or predicted) asserts at one level."""
+    grades = [f.grade for f in findings if f.level == level and f.kind in LEVEL_KINDS
+              and not (f.negated or f.historical or f.hypothetical or f.uncertain)]
+    if not grades:
+        return "none"
+    return max((grade_class(g) for g in grades), key=CLASSES.index)
+
+
+_SENT = re.compile(r"[^\n.;]+[.;]?")
+
+
+def level_units(text: str, findings: list) -> pd.DataFrame:
+    """One row per level named in the text or by a finding: the level's sentences and the rules' view of it."""
+    attacher = _attacher()
+    sentences = [(m.start(), m.end()) for m in _SENT.finditer(text)]
+    starts = [a for a, _ in sentences]
+
+    def sentence_of(char: int) -> int:
+        return max(0, bisect_right(starts, char) - 1)
+
+    rows: dict[str, set] = {}
+    for g in attacher.level_groups(text):
+        for lv in g.levels:
+            rows.setdefault(lv, set()).add(sentence_of(g.start))
+    by_level: dict[str, list] = {}
+    for f in findings:
+        if f.level:
+            rows.setdefault(f.level, set()).add(sentence_of(f.start))
+            by_level.setdefault(f.level, []).append(f)
+    out = []
+    for lv, idx in rows.items():
+        at = [f for f in by_level.get(lv, []) if f.kind in LEVEL_KINDS]
+        rules = level_class(at, lv)
+        out.append({
+            "level": lv,
+            "text": " ".join(text[sentences[i][0]:sentences[i][1]] for i in sorted(idx)),
+            "rules_class": rules,
+            "rules_rank": CLASSES.index(rules),
+            "rules_grade": max([f.grade or 0 for f in at if not f.negated] or [0]),
+            "n_findings": len(at),
+            "n_negated": sum(f.negated for f in at),
+            "n_uncertain": sum(f.uncertain for f in at),
+        })
+    return pd.DataFrame(out, columns=["level", "text", "rules_class"] + RULE_FEATURES)
+
+
+@lru_cache(maxsize=1)
+def _attacher():
+    from .pipeline.levels import Attacher
+
+    return Attacher()
+
+
+def rule_columns(frame):
+    """Numeric rule features (module-level so skops can name it as a trusted function)."""
+    return frame[RULE_FEATURES].to_numpy(dtype=float)
+
+
+def build_estimator(C: float = 2.0):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features = ColumnTransformer([
+        ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, lowercase=True), "text"),
+        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3, sublinear_tf=True, max_features=20000), "text"),
+        ("rules", StandardScaler(), RULE_FEATURES),
+    ])
+    return Pipeline([("features", features),
+                     ("clf", LogisticRegression(C=C, max_iter=3000, class_weight="balanced", random_state=SEED))])
+
+
+def units_for(rows, results) -> pd.DataFrame:
+    """Training/evaluation units from gold rows and the pipeline's results on them."""
+    frames = []
+    for row, result in zip(rows, results):
+        units = level_units(row.text, result.findings)
+        units["label"] = [level_class(row.findings, lv) for lv in units["level"]]
+        units["report_id"] = row.id
+        frames.append(units)
+    return pd.concat(frames, ignore_index=True)
+
+
+def train(corpus: str, out: str, dev_fraction: float = 0.2) -> dict:
+    """Fit on the train split; choose C on a held-out dev part of it; save with skops. Returns metrics on dev."""
+    import skops.io as sio
+    from sklearn.metrics import f1_score
+
+    from .analysis import analyze_texts
+    from .corpus import read_gold
+
+    rows = read_gold(corpus)
+    results = list(analyze_texts([r.text for r in rows], report_ids=[r.id for r in rows]))
+    units = units_for(rows, results)
+    rng = np.random.RandomState(SEED)
+    ids = sorted(units["report_id"].unique())
+    dev_ids = set(rng.choice(ids, size=max(1, int(len(ids) * dev_fraction)), replace=False))
+    dev = units["report_id"].isin(dev_ids)
+    best = None
+    for C in (0.5, 2.0, 8.0):
+        est = build_estimator(C).fit(units[~dev], units.loc[~dev, "label"])
+        score = f1_score(units.loc[dev, "label"], est.predict(units[dev]), average="macro")
+        if best is None or score > best[0]:
+            best = (score, C)
+    model = build_estimator(best[1]).fit(units, units["label"])
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    sio.dump(model, out)
+    return {"dev_macro_f1": round(best[0], 4), "C": best[1], "units": int(len(units)), "reports": len(rows)}
+
+
+def load_model(path: Optional[str] = None):
+    """Load a skops file, refusing any type outside TRUSTED_TYPES (never unpickles)."""
+    import skops.io as sio
+
+    p = Path(path) if path else Path(str(files("report_nlp.models").joinpath(MODEL_NAME)))
+    if not p.exists():
+        raise ModelFileError(f"[{ModelFileError.code}] model file not found: {p.name}")
+    try:
+        untrusted = sio.get_untrusted_types(file=str(p))
+    except Exception as exc:  # a corrupt archive
+        raise ModelFileError(f"[{ModelFileError.code}] model file {p.name} is not a readable skops file: {type(exc).__name__}") from None
+    refused = [t for t in untrusted if t not in TRUSTED_TYPES]
+    if refused:
+        raise ModelFileError(f"[{ModelFileError.code}] model file {p.name} holds untrusted types, refused: {', '.join(refused)}")
+    try:
+        return sio.load(str(p), trusted=[t for t in untrusted if t in TRUSTED_TYPES])
+    except Exception as exc:
+        raise ModelFileError(f"[{ModelFileError.code}] model file {p.name} is incompatible with this scikit-learn: {type(exc).__name__}") from None
+
+
+@dataclass
+class _State:
+    model: object = None
+    failed: bool = False
+
+
+_STATE = _State()
+
+
+def shipped_model():
+    """The model in models/, loaded once; None (and one warning) when it cannot be used."""
+    if _STATE.model is None and not _STATE.failed:
+        try:
+            _STATE.model = load_model()
+        except ModelFileError as exc:
+            _STATE.failed = True
+            log.warning("rules only: %s", exc)
+    return _STATE.model
+
+
+def predict_units(model, units: pd.DataFrame) -> pd.DataFrame:
+    proba = model.predict_proba(units)
+    classes = list(model.classes_)
+    out = units[["level", "rules_class"]].copy()
+    full = np.zeros((len(units), len(CLASSES)))
+    for j, c in enumerate(classes):
+        full[:, CLASSES.index(c)] = proba[:, j]
+    out["model_class"] = [CLASSES[i] for i in full.argmax(axis=1)]
+    out["model_probability"] = full.max(axis=1)
+    out[[f"p_{c}" for c in CLASSES]] = full
+    return out
+
+
+def disagree(rules_class: str, model_class: str) -> bool:
+    """Presence differs, or the grade differs by more than one step."""
+    r, m = CLASSES.index(rules_class), CLASSES.index(model_class)
+    return (r == 0) != (m == 0) or abs(r - m) > 1

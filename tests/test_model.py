@@ -1,0 +1,89 @@
+"""The trained second opinion: reproducible training, safe loading, disagreement flag, rules-only fallback."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+import pytest
+
+from report_nlp import model as model_mod
+from report_nlp.model import CLASSES, ModelFileError, disagree, grade_class, load_model
+
+
+@pytest.mark.parametrize(("grade", "cls"), [(None, "mild"), (2, "mild"), (3, "mild"), (4, "moderate"), (5, "moderate"), (6, "severe")])
+def test_model_grade_classes(grade, cls):
+    assert grade_class(grade) == cls
+
+
+@pytest.mark.parametrize(("rules", "model", "flag"), [("none", "none", False), ("none", "mild", True), ("mild", "moderate", False),
+                                                     ("mild", "severe", True), ("severe", "none", True)])
+def test_model_disagreement_rule(rules, model, flag):
+    assert disagree(rules, model) is flag
+
+
+def test_model_shipped_file_loads_with_trusted_types_only():
+    m = load_model()
+    assert set(m.classes_) <= set(CLASSES)
+
+
+def test_model_tampered_file_is_refused(tmp_path):
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    bad = tmp_path / "tampered.skops"
+    sio.dump(FunctionTransformer(func=os.system), str(bad))
+    with pytest.raises(ModelFileError, match=r"untrusted types, refused: .*system"):
+        load_model(str(bad))
+    junk = tmp_path / "junk.skops"
+    junk.write_bytes(b"not a zip at all")
+    with pytest.raises(ModelFileError, match="not a readable skops file"):
+        load_model(str(junk))
+
+
+def test_model_no_pickle_or_joblib_loading_in_the_package(root):
+    offenders = []
+    for path in (root / "report_nlp").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for word in ("import pickle", "pickle.load", "joblib", "cloudpickle", "dill"):
+            if word in text:
+                offenders.append(f"{path.name}: {word}")
+    assert offenders == []
+
+
+def test_model_missing_file_means_rules_only_said_once(monkeypatch, caplog, analyze):
+    monkeypatch.setattr(model_mod, "_STATE", model_mod._State())
+    monkeypatch.setattr(model_mod, "load_model", lambda path=None: (_ for _ in ()).throw(ModelFileError("[E020] model file not found")))
+    caplog.set_level("WARNING", logger="report_nlp.model")
+    r1 = analyze("L4-5: Moderate left foraminal stenosis.")
+    r2 = analyze("L5-S1: Mild bulge.")
+    assert r1.findings and r1.model_levels == [] and r2.model_levels == []
+    assert sum("rules only" in rec.message for rec in caplog.records) == 1
+
+
+def test_model_attaches_levels_and_flags_disagreement(analyze):
+    r = analyze("FINDINGS:\nL4-5: Severe left foraminal stenosis with compression of the exiting left L4 nerve root.\nL5-S1: Normal.")
+    levels = {o.level: o for o in r.model_levels}
+    assert levels["L4-L5"].rules_class == "severe"
+    assert ("rules_model_disagree" in r.flags) == any(o.disagree for o in r.model_levels)
+
+
+@pytest.mark.slow
+def test_model_training_reproduces_the_shipped_metrics(tmp_path, root):
+    """report-nlp train on the train split gives the model card's dev figure and the same predictions."""
+    card = (root / "models" / "README.md").read_text(encoding="utf-8")
+    recorded = json.loads(card.split("<!-- training-metrics -->")[1].split("<!--")[0].strip().strip("`"))
+    metrics = model_mod.train(str(root / "corpora" / "gold.jsonl"), str(tmp_path / "m.skops"))
+    assert metrics == recorded
+
+
+def test_model_review_queue_in_batch_output(tmp_path):
+    import pandas as pd
+
+    from report_nlp.batch import run
+
+    src = tmp_path / "in.csv"
+    pd.DataFrame([{"id": "a", "text": "L4-5: Moderate left foraminal stenosis."}]).to_csv(src, index=False)
+    run(str(src), str(tmp_path / "o.db"))
+    con = sqlite3.connect(tmp_path / "o.db")
+    assert con.execute("SELECT COUNT(*) FROM review_queue").fetchone()[0] in (0, 1)
