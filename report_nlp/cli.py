@@ -201,7 +201,7 @@ def evaluate(
         for col in ("kind", "gold", "pred", "precision", "recall", "f1", "strict_f1"):
             t.add_column(col, justify="right" if col != "kind" else "left")
         for kind, row in s.table.iterrows():
-            t.add_row(kind, str(row["gold"]), str(row["pred"]), f"{row['precision']:.3f}", f"{row['recall']:.3f}",
+            t.add_row(kind, str(int(row["gold"])), str(int(row["pred"])), f"{row['precision']:.3f}", f"{row['recall']:.3f}",
                       f"{row['f1']:.3f}", f"{row['strict_f1']:.3f}")
         out.print(t)
         attrs = "  ".join(f"{k}={v:.3f}" for k, v in s.attributes.items() if not k.endswith("_n"))
