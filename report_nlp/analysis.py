@@ -89,6 +89,7 @@ def analyze_texts(
 
     stream = nlp.pipe(docs(), batch_size=batch_size)
     pending: deque = deque()
+    ready: list[tuple[Result, str]] = []  # assembled, waiting for one batched model call
     done = 0
     while True:
         if done < len(jobs) and len(pending) >= len(jobs[done][5]):
@@ -96,13 +97,17 @@ def analyze_texts(
             chunk_docs = [pending.popleft() for _ in job[5]]
             jobs[done] = None  # release the text
             done += 1
-            yield _assemble(job, chunk_docs)
+            ready.append((_assemble(job, chunk_docs), job[1]))
+            if len(ready) >= batch_size:
+                yield from second_opinion_many(ready)
+                ready = []
             continue
         try:
             pending.append(next(stream))
         except StopIteration:
             if done < len(jobs):
                 continue
+            yield from second_opinion_many(ready)
             return
 
 
@@ -131,31 +136,39 @@ def _assemble(job, chunk_docs) -> Result:
         exam=exam,
         errors=errors,
     )
-    result = decide(result)
-    return second_opinion(result, cleaned)
+    return decide(result)
 
 
-def second_opinion(result: Result, cleaned: str) -> Result:
-    """Attach the trained model's view of each level; flag rules_model_disagree (the rules still decide)."""
-    from .model import disagree, level_units, predict_units, shipped_model
+def second_opinion_many(batch: list[tuple[Result, str]]) -> Iterator[Result]:
+    """Attach the trained model's view of each level, one model call per batch of reports, and flag
+    rules_model_disagree (the rules still decide). Yields the Results in order."""
+    import pandas as pd
 
-    model = shipped_model()
-    if model is None or not result.findings:
-        return result
-    units = level_units(cleaned, result.findings)
-    if units.empty:
-        return result
+    from .model import disagree, level_records, predict_units, shipped_model
     from .schema import LevelOpinion
 
-    opinions = []
-    for row in predict_units(model, units).itertuples():
-        opinions.append(LevelOpinion(level=row.level, rules_class=row.rules_class, model_class=row.model_class,
+    model = shipped_model() if batch else None
+    records = []
+    if model is not None:
+        for i, (result, cleaned) in enumerate(batch):
+            if result.findings and len(cleaned) <= CHUNK_CHARS * 4:
+                for rec in level_records(cleaned, result.findings):
+                    rec["_i"] = i
+                    records.append(rec)
+    if records:
+        units = pd.DataFrame(records)
+        predicted = predict_units(model, units)
+        predicted["_i"] = units["_i"].to_numpy()
+        for i, group in predicted.groupby("_i"):
+            result = batch[i][0]
+            opinions = [LevelOpinion(level=row.level, rules_class=row.rules_class, model_class=row.model_class,
                                      model_probability=round(float(row.model_probability), 4),
-                                     disagree=disagree(row.rules_class, row.model_class)))
-    result.model_levels = sorted(opinions, key=lambda o: o.level)
-    if any(o.disagree for o in opinions):
-        result.flags = sorted(set(result.flags) | {"rules_model_disagree"})
-    return result
+                                     disagree=disagree(row.rules_class, row.model_class)) for row in group.itertuples()]
+            result.model_levels = sorted(opinions, key=lambda o: o.level)
+            if any(o.disagree for o in opinions):
+                result.flags = sorted(set(result.flags) | {"rules_model_disagree"})
+    for result, _ in batch:
+        yield result
 
 
 # ----------------------------------------------------------------- processes

@@ -65,6 +65,11 @@ _SENT = re.compile(r"[^\n.;]+[.;]?")
 
 def level_units(text: str, findings: list) -> pd.DataFrame:
     """One row per level named in the text or by a finding: the level's sentences and the rules' view of it."""
+    return pd.DataFrame(level_records(text, findings), columns=["level", "text", "rules_class"] + RULE_FEATURES)
+
+
+def level_records(text: str, findings: list) -> list[dict]:
+    """The rows of :func:`level_units` as plain dicts (cheap to gather across a batch)."""
     attacher = _attacher()
     sentences = [(m.start(), m.end()) for m in _SENT.finditer(text)]
     starts = [a for a, _ in sentences]
@@ -95,7 +100,7 @@ def level_units(text: str, findings: list) -> pd.DataFrame:
             "n_negated": sum(f.negated for f in at),
             "n_uncertain": sum(f.uncertain for f in at),
         })
-    return pd.DataFrame(out, columns=["level", "text", "rules_class"] + RULE_FEATURES)
+    return out
 
 
 @lru_cache(maxsize=1)

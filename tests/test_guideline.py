@@ -27,7 +27,8 @@ def test_guideline_vignette(analyze, case):
         "category": rec.category,
         "invasive_allowed": rec.invasive_allowed,
         "warnings": sorted(w.code for w in rec.warnings),
-        "flags": sorted(result.flags),
+        # rules_model_disagree is the trained model's QA flag, not a guideline outcome
+        "flags": sorted(f for f in result.flags if f != "rules_model_disagree"),
     }
     assert got == case["expected"], case["rationale"]
 
