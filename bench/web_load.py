@@ -20,16 +20,25 @@ from synth import reports  # noqa: E402
 
 
 def serve(port: int, workers: int):
-    import uvicorn
+    """`report-nlp serve` in its own process group, ready when /healthz answers."""
+    import subprocess
 
-    config = uvicorn.Config("report_nlp.web.app:create_app", factory=True, host="127.0.0.1", port=port,
-                            log_level="warning", workers=workers)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    return server
+    proc = subprocess.Popen([sys.executable, "-c", "from report_nlp.cli import app; app()", "serve", "--port", str(port),
+                             "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("POST", "/api/analyze", body=b'{"text": "warm up"}', headers={"content-type": "application/json"})
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    for _ in range(workers * 4):  # warm every worker's pipeline
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/api/analyze", body=b'{"text": "L4-5: mild bulge."}', headers={"content-type": "application/json"})
+        conn.getresponse().read()
+    return proc
 
 
 def client(port: int, bodies: list[bytes], stop: float, latencies: list, errors: list) -> None:
@@ -56,15 +65,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    import report_nlp
-
-    report_nlp.load()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    server = serve(port, 1)
+    server = serve(port, args.workers)
     bodies = [json.dumps({"text": t, "exam": {"side": "left", "pain_distribution": ["dorsum of foot"]}}).encode() for t in reports(50)]
     latencies: list[float] = []
     errors: list = []
@@ -76,10 +83,11 @@ def main() -> None:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
-    server.should_exit = True
+    server.terminate()
+    server.wait(timeout=30)
     lat = sorted(latencies)
     p99 = lat[int(0.99 * (len(lat) - 1))] if lat else float("nan")
-    print(f"clients: {args.clients}, seconds: {elapsed:.1f}, requests: {len(lat)}, errors: {len(errors)}")
+    print(f"clients: {args.clients}, server workers: {args.workers}, seconds: {elapsed:.1f}, requests: {len(lat)}, errors: {len(errors)}")
     print(f"requests/s: {len(lat) / elapsed:.1f}  p50: {statistics.median(lat) * 1000:.1f} ms  p99: {p99 * 1000:.1f} ms")
 
 

@@ -308,6 +308,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. The default keeps the page on this computer; "
                              "binding another address exposes patient text to the network."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
+    workers: int = typer.Option(1, "--workers", help="Server processes (each builds its own pipeline); use the core count under load."),
 ):
     """Start the clinician web page and JSON API (FastAPI + uvicorn).
 
@@ -318,8 +319,12 @@ def serve(
     from . import load
     from .web import create_app
 
-    load()  # build the pipeline before the first request
     err.print(f"report_nlp page on http://{host}:{port}/ (nothing is stored; Ctrl+C to stop)", highlight=False)
+    if workers > 1:
+        uvicorn.run("report_nlp.web.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", access_log=True)
+        return
+    load()  # build the pipeline before the first request
     uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=True)
 
 

@@ -209,8 +209,40 @@ def shipped_model():
     return _STATE.model
 
 
+def _fast_proba(model, units: pd.DataFrame):
+    """predict_proba through the fitted parts directly: the Pipeline, ColumnTransformer and estimator
+    checks cost more per call than the arithmetic for one report's few levels. Same numbers."""
+    from scipy import sparse
+    from sklearn.preprocessing import StandardScaler
+
+    features = model.named_steps["features"]
+    blocks = []
+    for name, transformer, columns in features.transformers_:
+        if transformer == "drop":
+            continue
+        if isinstance(columns, str):
+            blocks.append(transformer.transform(units[columns].tolist()))
+        elif isinstance(transformer, StandardScaler):
+            x = units[columns].to_numpy(dtype=float)
+            x = (x - transformer.mean_) / transformer.scale_
+            blocks.append(sparse.csr_matrix(x))
+        else:
+            blocks.append(sparse.csr_matrix(transformer.transform(units[columns].to_numpy(dtype=float))))
+    clf = model.named_steps["clf"]
+    scores = sparse.hstack(blocks, format="csr") @ clf.coef_.T + clf.intercept_
+    scores = np.asarray(scores)
+    if scores.shape[1] == 1:  # binary problem
+        scores = np.hstack([-scores, scores])
+    scores -= scores.max(axis=1, keepdims=True)
+    exp = np.exp(scores)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 def predict_units(model, units: pd.DataFrame) -> pd.DataFrame:
-    proba = model.predict_proba(units)
+    try:
+        proba = _fast_proba(model, units)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        proba = model.predict_proba(units)
     classes = list(model.classes_)
     out = units[["level", "rules_class"]].copy()
     full = np.zeros((len(units), len(CLASSES)))
