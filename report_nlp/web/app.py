@@ -109,12 +109,18 @@ def create_app() -> FastAPI:
         )
         return HTMLResponse(html, status_code=status)
 
-    @app.post("/api/analyze", response_model=Result, summary="Analyse one report")
-    async def api_analyze(request: AnalyzeRequest) -> Result:
-        """Findings, concordance with the exam and the guideline recommendation (the Result contract)."""
+    @app.post("/api/analyze", summary="Analyse one report",
+              responses={200: {"model": Result, "description": "The Result contract"}})
+    def api_analyze(request: AnalyzeRequest) -> Response:
+        """Findings, concordance with the exam and the guideline recommendation (the Result contract).
+
+        A plain ``def``: the analysis is CPU work, so it runs in the server's thread pool and the event
+        loop keeps answering; the Result is serialised once by pydantic (no second validation).
+        """
         from .. import analyze
 
-        return analyze(request.text, exam=request.exam, concepts=request.concepts)
+        result = analyze(request.text, exam=request.exam, concepts=request.concepts)
+        return Response(result.model_dump_json(), media_type="application/json")
 
     @app.get("/api/schema", summary="JSON Schema of the Result contract")
     async def api_schema():
