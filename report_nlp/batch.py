@@ -223,9 +223,16 @@ class SQLWriter:
         }
         self.progress = Table("_progress", md, Column("chunk", Integer, primary_key=True), Column("rows_in", Integer),
                               Column("finished_at", Float))
+        from sqlalchemy import text as sql
+
+        with self.engine.begin() as conn:
+            conn.execute(sql("DROP VIEW IF EXISTS review_queue"))
         if not resume:
             md.drop_all(self.engine)
         md.create_all(self.engine)
+        with self.engine.begin() as conn:  # reports where the rules and the trained model disagree, worst first
+            conn.execute(sql("CREATE VIEW review_queue AS SELECT * FROM results "
+                             "WHERE ',' || flags || ',' LIKE '%,rules_model_disagree,%'"))
 
     def done_chunks(self) -> int:
         from sqlalchemy import func, select
@@ -267,6 +274,8 @@ class FileWriter:
         if not resume:
             for f in self.folder.glob("*.part-*"):
                 f.unlink()
+            for f in self.folder.glob("*.tmp"):
+                f.unlink()
             for f in self.folder.glob("_progress.jsonl"):
                 f.unlink()
 
@@ -300,6 +309,8 @@ class FileWriter:
         os.replace(tmp, final)
 
     def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
+        queue = [r for r in results if "rules_model_disagree" in (r["flags"] or "").split(",")]
+        self._write("review_queue", chunk, queue, RESULT_COLUMNS)
         self._write("results", chunk, results, RESULT_COLUMNS)
         self._write("findings", chunk, findings, FINDING_COLUMNS)
         self._write("errors", chunk, errors, ERROR_COLUMNS)

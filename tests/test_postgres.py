@@ -35,6 +35,10 @@ def test_postgres_query_in_three_tables_out(source):
     assert (s.rows_in, s.results, s.errors) == (41, 40, 1) and s.balanced
     c = counts(source)
     assert c["results"] == c["distinct"] == 40 and c["errors"] == 1 and c["findings"] >= 80
+    engine = create_engine(source)
+    with engine.connect() as conn:  # the QA review queue is a view over results
+        assert conn.execute(text("SELECT COUNT(*) FROM review_queue")).scalar_one() <= 40
+    engine.dispose()
 
 
 def test_postgres_resume_after_an_interrupted_run(source):
