@@ -126,6 +126,27 @@ def exam_from_row(row: dict, exam_cols: Optional[list[str]]) -> Optional[dict]:
     return exam or None
 
 
+def count_rows(path: str) -> Optional[int]:
+    """Rows in the input when cheap to know (for a progress bar's ETA); None otherwise."""
+    p = Path(path)
+    try:
+        if is_url(path) or not p.exists():
+            return None
+        if p.is_dir():
+            return sum(1 for x in p.iterdir() if x.suffix.lower() == ".txt")
+        suffix = p.suffix.lower()
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(p).metadata.num_rows
+        if suffix in (".jsonl", ".ndjson"):
+            with open(p, "rb") as fh:
+                return sum(1 for line in fh if line.strip())
+    except OSError:
+        return None
+    return None  # CSV rows may span lines: no cheap count
+
+
 # ----------------------------------------------------------------- rows out
 def result_row(r: Result) -> dict:
     present = [f for f in r.findings if f.affirmed and f.kind != "concept"]

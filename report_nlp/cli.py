@@ -262,20 +262,33 @@ def batch(
         return
     if engine != "local":
         fail(f"--engine must be local or spark, not {engine!r}")
-    interactive = sys.stderr.isatty()
+    from contextlib import nullcontext
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .batch import count_rows
+
+    interactive = err.is_terminal
     last = [0.0]
+    bar = Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} reports/s"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=err) if interactive else None
+    task = bar.add_task("batch", total=count_rows(input_path), rate="-") if bar else None
 
     def progress(summary) -> None:
+        rate = summary.rows_in / summary.seconds if summary.seconds else 0.0
+        if bar is not None:
+            bar.update(task, completed=summary.rows_in, rate=f"{rate:,.0f}")
+            return
         now = _time.perf_counter()
-        if interactive or now - last[0] > 10:
+        if now - last[0] > 10:  # not a terminal: a plain line every 10 s
             last[0] = now
-            rate = summary.rows_in / summary.seconds if summary.seconds else 0.0
             err.print(f"{summary.rows_in:,} reports  {rate:,.0f} reports/s  {summary.chars / max(summary.seconds, 1e-9):,.0f} chars/s", highlight=False)
 
     try:
-        summary = run_batch(input_path, out, id_col=id_col, text_col=text_col,
-                            exam_cols=exam_cols.split(",") if exam_cols else None, workers=workers,
-                            resume=resume, chunk_size=chunk_size, progress=progress, query=query)
+        with bar if bar is not None else nullcontext():
+            summary = run_batch(input_path, out, id_col=id_col, text_col=text_col,
+                                exam_cols=exam_cols.split(",") if exam_cols else None, workers=workers,
+                                resume=resume, chunk_size=chunk_size, progress=progress, query=query)
     except ReportNLPError as exc:
         fail(str(exc))
     print_summary(summary, out)

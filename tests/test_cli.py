@@ -69,3 +69,19 @@ def test_cli_every_command_is_in_the_readme(root):
     for command in app.registered_commands:
         name = command.name or command.callback.__name__
         assert f"report-nlp {name}" in readme, name
+
+
+def test_cli_batch_on_the_bundled_samples(tmp_path, root):
+    """The README's first command's job: the samples into SQLite, with the summary."""
+    res = runner.invoke(app, ["batch", str(root / "samples" / "reports.csv"), "--out", str(tmp_path / "r.db")])
+    assert res.exit_code == 0, res.output
+    assert "rows in = results + errors" in res.output and "yes" in res.output
+
+
+def test_cli_batch_row_count_for_eta(tmp_path):
+    from report_nlp.batch import count_rows
+
+    p = tmp_path / "a.jsonl"
+    p.write_text('{"id": 1, "text": "x"}\n{"id": 2, "text": "y"}\n\n')
+    assert count_rows(str(p)) == 2
+    assert count_rows("postgresql://x/y") is None
