@@ -14,23 +14,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Iterable, Optional, get_args
 
 import pandas as pd
 from sklearn.metrics import accuracy_score
 
-from .schema import GoldReport, Result
+from .schema import GoldReport, Kind, Result
 
-KINDS = [
-    "nerve_root_impingement",
-    "foraminal_stenosis",
-    "lateral_recess_stenosis",
-    "central_canal_stenosis",
-    "disc_herniation",
-    "disc_bulge",
-    "cord_compression",
-    "cauda_equina_compression",
-]
+KINDS = [k for k in get_args(Kind) if k != "concept"]
 SYSTEMS = ("report_nlp", "medspacy_default")
 
 

@@ -70,8 +70,8 @@ class Cue(_Model):
     end: int
 
 
-class Finding(_Model):
-    """One finding: one kind at one level on one side, with its evidence span in the original text."""
+class GoldFinding(_Model):
+    """One finding: one kind at one level on one side, with its evidence span (the gold corpus' row format)."""
 
     kind: Kind
     level: Optional[str] = Field(default=None, pattern=LEVEL_PATTERN)
@@ -85,13 +85,10 @@ class Finding(_Model):
     uncertain: bool = False
     historical: bool = False
     hypothetical: bool = False
-    certainty: Certainty = "affirmed"
     section: Section = "other"
     text: str
     start: int = Field(ge=0)
     end: int = Field(ge=0)
-    concept: Optional[str] = None
-    cues: list[Cue] = Field(default_factory=list)
 
     @field_validator("roots")
     @classmethod
@@ -103,6 +100,14 @@ class Finding(_Model):
             msg = f"not nerve roots: {bad}"
             raise ValueError(msg)
         return roots
+
+
+class Finding(GoldFinding):
+    """A finding as the pipeline reports it: the gold fields plus certainty, concept name and the cues that set its status."""
+
+    certainty: Certainty = "affirmed"
+    concept: Optional[str] = None
+    cues: list[Cue] = Field(default_factory=list)
 
     @property
     def affirmed(self) -> bool:
@@ -198,27 +203,6 @@ class Result(_Model):
     flags: list[str] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
     model_levels: list[LevelOpinion] = Field(default_factory=list)
-
-
-class GoldFinding(_Model):
-    """A finding as annotated in the gold corpus (corpora/README.md)."""
-
-    kind: Kind
-    level: Optional[str] = Field(default=None, pattern=LEVEL_PATTERN)
-    side: Optional[Side] = None
-    zone: Optional[Zone] = None
-    roots: list[str] = Field(default_factory=list)
-    roots_inferred: bool = False
-    severity: Optional[Severity] = None
-    grade: Optional[int] = Field(default=None, ge=0, le=6)
-    negated: bool = False
-    uncertain: bool = False
-    historical: bool = False
-    hypothetical: bool = False
-    section: Section = "other"
-    text: str
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
 
 
 class GoldReport(_Model):

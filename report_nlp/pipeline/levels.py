@@ -57,11 +57,15 @@ def disc_levels(r1: str, n1: str, r2: str | None, n2: str) -> list[str]:
     """Canonical disc levels between two vertebrae ("L", "3", None, "5" -> L3-L4, L4-L5)."""
     r1 = r1.upper()
     r2 = (r2 or r1).upper()
-    upper, lower = f"{r1}{int(n1)}", f"{r2}{int(n2)}"
+    return levels_between(f"{r1}{int(n1)}", f"{r2}{int(n2)}", longest=8)
+
+
+def levels_between(upper: str, lower: str, longest: int) -> list[str]:
+    """The disc levels from vertebra ``upper`` down to ``lower`` (at most ``longest``), or [] if not a range."""
     if upper not in _VIDX or lower not in _VIDX:
         return []
     i, j = _VIDX[upper], _VIDX[lower]
-    if j <= i or j - i > 8:
+    if j <= i or j - i > longest:
         return []
     return [f"{VERTEBRAE[k]}-{VERTEBRAE[k + 1]}" for k in range(i, j)]
 
@@ -195,12 +199,7 @@ class Attacher:
 
     @staticmethod
     def _expand(upper: str, lower: str) -> list[str]:
-        if upper not in _VIDX or lower not in _VIDX:
-            return []
-        i, j = _VIDX[upper], _VIDX[lower]
-        if j <= i or j - i > 10:
-            return []
-        return [f"{VERTEBRAE[k]}-{VERTEBRAE[k + 1]}" for k in range(i, j)]
+        return levels_between(upper, lower, longest=10)
 
     def assign_levels(self, text, sentences, paragraphs, blocks, headers, targets, groups, root_levels) -> list[list[tuple]]:
         """For each target (sorted by start): a list of (level, severity_override, side_override).
