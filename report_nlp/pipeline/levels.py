@@ -50,6 +50,7 @@ class LevelGroup:
     end: int
     levels: list[str]
     null: bool = False  # "at any level", "multilevel": explicitly no single level
+    context: bool = False  # "at each level", "at both levels": the levels already in force
     claims: list[int] = field(default_factory=list)
 
 
@@ -84,7 +85,9 @@ class Attacher:
             re.compile(lv["disc_level_fused"]),
             re.compile(lv["vertebra_pair"], flags),
             re.compile(lv["vertebra_range"], flags),
+            re.compile(lv["disc_level_spaced"]),
         ]
+        self.context_levels = re.compile(lv["context_levels"], flags)
         self.junctions = [(re.compile(j["pattern"], flags), j["level"]) for j in lv["junctions"]]
         self.null_levels = re.compile(lv["null_levels"], flags)
         self.range_joiner = re.compile(lv["range_joiner"], flags)
@@ -150,8 +153,8 @@ class Attacher:
                 gd = m.groupdict()
                 r1, n1, r2, n2 = gd["r1"], gd["n1"], gd.get("r2"), gd["n2"]
                 levels = disc_levels(r1, n1, r2, n2)
-                if regex is self.level_res[1] and len(levels) != 1:
-                    continue  # "L45" only when the two numbers are adjacent
+                if regex in (self.level_res[1], self.level_res[4]) and len(levels) != 1:
+                    continue  # "L45", "C3 C4" only when the two numbers are adjacent
                 if regex is self.level_res[3]:
                     pass
                 if levels:
@@ -164,6 +167,8 @@ class Attacher:
                 mentions.append((m.start(), m.end(), [level], (up, lo)))
         for m in self.null_levels.finditer(text):
             mentions.append((m.start(), m.end(), [], ("", "")))
+        for m in self.context_levels.finditer(text):
+            mentions.append((m.start(), m.end(), [], ("ctx", "ctx")))
         mentions.sort(key=lambda x: (x[0], -x[1]))
         kept: list[tuple[int, int, list[str], tuple]] = []
         for mention in mentions:
@@ -174,7 +179,10 @@ class Attacher:
         prev = None
         for start, end, levels, span in kept:
             if not levels:
-                groups.append(LevelGroup(start, end, [], null=True))
+                if span == ("ctx", "ctx"):
+                    groups.append(LevelGroup(start, end, [], context=True))
+                else:
+                    groups.append(LevelGroup(start, end, [], null=True))
                 prev = None
                 continue
             if prev is not None and groups and not groups[-1].null:
@@ -245,6 +253,11 @@ class Attacher:
             sgroups = [g for g in groups[gi0:gi1] if header is None or g.start >= header[1]]
             if not tidx:
                 continue
+            for g in sgroups:
+                if g.context:  # "at each level": the levels named before it in the sentence, else those in force
+                    before = [lv for x in sgroups if x.end <= g.start and not x.context for lv in x.levels]
+                    g.levels = _unique(before) or list(context or header_ctx)
+                    g.claims = []
             claimed: dict[int, list] = {}
             self._claim(text, s_start, targets, tidx, sgroups, claimed)
             sentence_root_levels = [lv for (a, b, lv) in root_levels if a >= s_start and b <= s_end]
