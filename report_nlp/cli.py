@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Spine MRI report NLP: findings, concordance, guideline.")
@@ -103,27 +104,27 @@ def print_result(result) -> None:
         roots = ",".join(f.roots) + (" (inferred)" if f.roots_inferred and f.roots else "")
         style = STATUS_STYLE.get(status[0]) if status else None
         table.add_row(f.concept or f.kind, f.level or "", f.side or "", f.zone or "", roots, f.severity or "",
-                      "" if f.grade is None else str(f.grade), ",".join(status) or "present", f.section, f.text, style=style)
+                      "" if f.grade is None else str(f.grade), ",".join(status) or "present", f.section, escape(f.text), style=style)
     out.print(table)
     if result.history_red_flags:
         flags = ", ".join(f"{r.code}{' (negated)' if r.negated else ''}" for r in result.history_red_flags)
         out.print(f"[bold]Red flags in history:[/] {flags}")
     if result.concordance is not None:
         c = result.concordance
-        out.print(f"[bold]Concordance:[/] {c.overall} - {c.explanation}")
+        out.print(f"[bold]Concordance:[/] {c.overall} - {escape(c.explanation)}")
         for v in c.per_finding:
-            out.print(f"  finding {v.finding_index}: {v.verdict}: {v.explanation}")
+            out.print(f"  finding {v.finding_index}: {v.verdict}: {escape(v.explanation)}")
         if c.unmapped_exam_terms:
-            out.print(f"  [yellow]unmapped exam terms:[/] {', '.join(c.unmapped_exam_terms)}")
+            out.print(f"  [yellow]unmapped exam terms:[/] {escape(', '.join(c.unmapped_exam_terms))}")
     if result.recommendation is not None:
         r = result.recommendation
         out.print(f"[bold]Recommendation:[/] {r.category}  (invasive allowed: {'yes' if r.invasive_allowed else 'no'})")
         for reason in r.reasons:
-            out.print(f"  - {reason}")
+            out.print(f"  - {escape(reason)}")
         for w in r.warnings:
-            out.print(f"  [yellow]warning {w.code}:[/] {w.message}")
+            out.print(f"  [yellow]warning {w.code}:[/] {escape(w.message)}")
         for c in r.citations:
-            out.print(f"  [dim]guideline {c.id}: {c.text}[/]")
+            out.print(f"  [dim]guideline {c.id}: {escape(c.text)}[/]")
     if result.flags:
         out.print(f"[bold]Flags:[/] {', '.join(result.flags)}")
     notes = [e for e in result.errors]

@@ -65,8 +65,10 @@ def _describe(f: Finding) -> str:
     return " ".join(p for p in parts if p)
 
 
-def verdict_for(f: Finding, roots: list[str], side: Optional[str], numbering_uncertain: bool) -> tuple[str, str]:
+def verdict_for(f: Finding, roots: list[str], side: Optional[str], numbering_uncertain: bool,
+                signs: str = "") -> tuple[str, str]:
     what = _describe(f)
+    signs = f" (exam: {signs})" if signs else ""
     if not _correlates(f):
         status = "negated" if f.negated else ("historical" if f.historical else "hypothetical")
         return "not_assessable", f"{what} is {status}: not a correlate"
@@ -80,16 +82,16 @@ def verdict_for(f: Finding, roots: list[str], side: Optional[str], numbering_unc
     root_txt = "/".join(f.roots)
     if exact:
         if side_ok is True and f.certainty in ("affirmed", "probable"):
-            return "concordant", f"{root_txt} root on the {f.side} side explains the exam ({what})"
+            return "concordant", f"{root_txt} root on the {f.side} side explains the exam{signs} ({what})"
         if side_ok is False:
-            return "partially_concordant", f"{root_txt} matches the exam root but the finding is on the {f.side}, the symptoms on the {side}"
+            return "partially_concordant", f"{root_txt} matches the exam root{signs} but the finding is on the {f.side}, the symptoms on the {side}"
         if side_ok is None:
-            return "partially_concordant", f"{root_txt} matches the exam root; side not stated in the report or the exam ({what})"
-        return "partially_concordant", f"{root_txt} matches the exam, but the finding is only possible ({what})"
+            return "partially_concordant", f"{root_txt} matches the exam root{signs}; side not stated in the report or the exam ({what})"
+        return "partially_concordant", f"{root_txt} matches the exam{signs}, but the finding is only possible ({what})"
     if near and side_ok is not False:
         why = "transitional anatomy makes the level numbering uncertain" if numbering_uncertain else "adjacent root"
-        return "partially_concordant", f"{root_txt} is next to the exam root {'/'.join(roots)} ({why}; {what})"
-    return "discordant", f"{root_txt} ({what}) does not explain signs of {'/'.join(roots)} on the {side or 'unstated'} side"
+        return "partially_concordant", f"{root_txt} is next to the exam root {'/'.join(roots)}{signs} ({why}; {what})"
+    return "discordant", f"{root_txt} ({what}) does not explain signs of {'/'.join(roots)}{signs} on the {side or 'unstated'} side"
 
 
 def assess(findings: list[Finding], exam: Optional[Exam], numbering_uncertain: bool = False) -> Concordance:
@@ -102,7 +104,7 @@ def assess(findings: list[Finding], exam: Optional[Exam], numbering_uncertain: b
     for i, f in enumerate(findings):
         if f.kind == "concept":
             continue
-        verdict, why = verdict_for(f, roots, exam.side, numbering_uncertain)
+        verdict, why = verdict_for(f, roots, exam.side, numbering_uncertain, "; ".join(evidence))
         per.append(FindingVerdict(finding_index=i, verdict=verdict, explanation=why))
     rooted = [v for v in per if v.verdict in RANK or v.verdict == "imaging_only"]
     if not roots:
