@@ -23,7 +23,9 @@ class ExamVocabulary:
     """Dermatome / myotome / reflex wording of every root, matched as whole phrases inside exam terms."""
 
     def __init__(self) -> None:
-        roots = load_rules("anatomy")["roots"]
+        anatomy = load_rules("anatomy")
+        roots = anatomy["roots"]
+        self.filler = re.compile(r"\b(?:" + "|".join(map(re.escape, anatomy["exam_filler_words"])) + r")\b")
         self.entries: list[tuple[str, str, str]] = []  # (phrase, root, what)
         for root, table in roots.items():
             for what in ("dermatome", "myotome", "reflex"):
@@ -34,7 +36,7 @@ class ExamVocabulary:
     def roots_for(self, term: str, what: tuple[str, ...]) -> list[str]:
         """Roots named by one exam term ('numbness over the dorsum of the foot' -> ['L5'])."""
         text = f" {_norm(term)} "
-        text = re.sub(r"\b(?:the|of|over|in|on|at|and|decreased|diminished|absent|reduced|weak|weakness|numbness|pain|paresthesia|paresthesias|tingling|hypoesthesia|sensory|loss|brisk|hyperreflexia)\b", " ", text)
+        text = self.filler.sub(" ", text)
         text = re.sub(r"\s+", " ", text)
         found: list[str] = []
         best = 0

@@ -57,7 +57,7 @@ def _regexes(node: Any, pointer: str = ""):
 _REGEX_KEYS = {
     "disc_level", "disc_level_fused", "vertebra_pair", "vertebra_range", "range_joiner", "range_prefix",
     "list_joiner", "backward_prepositions", "fronting_openers", "plural_bilateral", "root_mention",
-    "root_role_mention", "clause_breaks", "coordination", "linking", "transitional_anatomy", "negation", "null_levels", "disc_level_spaced", "context_levels", "prefix", "suffix", "infix",
+    "root_role_mention", "clause_breaks", "coordination", "linking", "transitional_anatomy", "negation", "null_levels", "disc_level_spaced", "context_levels", "post_side", "pre_break", "post_break", "abbreviation", "continues", "list_item", "prefix", "suffix", "infix",
 }
 
 

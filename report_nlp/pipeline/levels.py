@@ -96,12 +96,8 @@ class Attacher:
         self.backward_prep = re.compile(lv["backward_prepositions"], flags)
         self.sides = [(s["side"], re.compile(s["pattern"], flags)) for s in lex["sides"]]
         self.side_any = re.compile("|".join(f"(?:{s['pattern']})" for s in lex["sides"] if s["side"] != "central"), flags)
-        self.post_side = re.compile(
-            r"\b(?:on|to|towards?|at)\s+the\s+(?P<a>left|right)(?:\s+side)?\b|\b(?P<b>bilaterally|on\s+both\s+sides)\b"
-            r"|\b(?P<c>(?:left|right)\s*(?:>|greater\s+than|more\s+than|worse\s+than)\s*(?:the\s+)?(?:left|right)|[LR]\s*>\s*[LR])\b"
-            r"|\((?P<d>left|right|bilateral|L|R)\)|\b(?P<g>B/L|bilat)\b|\b(?P<e>left|right)[- ]sided\b|\bworse\s+on\s+the\s+(?P<f>left|right)\b",
-            flags,
-        )
+        windows = lex["windows"]
+        self.post_side = re.compile(windows["post_side"], flags)
         self.plural_bilateral = re.compile(lex["plural_bilateral"], flags)
         self.zones = [(z["zone"], re.compile(z["pattern"], flags)) for z in lex["zones"]]
         self.root_mention = re.compile(lex["root_mention"], flags)
@@ -110,14 +106,8 @@ class Attacher:
         self.clause_break = re.compile(lex["clause_breaks"], flags)
         self.coordination = re.compile(lex["coordination"], flags)
         self.linking = re.compile(lex["linking"], flags)
-        self.pre_break = re.compile(
-            r"[,;:.]|\b(?:with|without|and(?!\s+(?:left|right|bilateral|mild|mildly|moderate|moderately|severe|severely|minimal|extraforaminal|foraminal|subarticular|paracentral|central|far|intraforaminal)\b)"
-            r"|causing|resulting\s+in|contributing\s+to|which|due\s+to|from|secondary\s+to|along\s+with|by|producing|creating|but|also)\b",
-            flags,
-        )
-        self.post_break = re.compile(
-            r"[;.]|,\s*(?:and|but|with|while|which|as\s+well)\b|\b(?:but|while|whereas|however|with|without|no(?!\s+more\s+than)|there)\b", flags
-        )
+        self.pre_break = re.compile(windows["pre_break"], flags)
+        self.post_break = re.compile(windows["post_break"], flags)
         sev_alt = "|".join(f"(?P<s{i}>{w['pattern']})" for i, w in enumerate(sev["words"]))
         self.sev_re = re.compile(rf"\b(?:{sev_alt})\b", flags)
         self.sev_names = [w["severity"] for w in sev["words"]]

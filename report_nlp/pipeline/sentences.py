@@ -29,11 +29,8 @@ if not Doc.has_extension("report_level_headers"):
     Doc.set_extension("report_level_headers", default=())
 
 _SENT_END = re.compile(r"[.!?]+[\"')\]]*(?=\s+\S)")
-_ABBREVIATION = re.compile(r"(?:\b(?:dr|vs|approx|fig|ca|cf|e\.g|i\.e|st|no|nos|mr|ms)|\b[A-Za-z])$", re.I)
 _LIST_NUMBER = re.compile(r"(?:^|\s)\(?\d{1,2}[.)]$")
 _SEMICOLON = re.compile(r";(?=\s*\S)")
-_LIST_ITEM = re.compile(r"^[ \t]*(?:\(?\d{1,2}[.)]|[-*•●▪]|[a-z][.)])[ \t]+", re.I)
-_CONTINUES = re.compile(r"(?:,|-|\b(?:and|or|of|the|with|without|at|to|in|on|a|an|by|from|for|is|are|which|that|as|than|&))\s*$", re.I)
 
 
 class SentenceRules:
@@ -45,6 +42,10 @@ class SentenceRules:
         level = re.sub(r"\(\?P<\w+>", "(?:", level)
         header = lex["header"].replace("(?P<level>LEVEL)", f"(?P<level>{level})").replace("LEVEL", level)
         self.level_header = re.compile(header, re.I | re.M)
+        words = load_rules("lexicon")["sentences"]
+        self.abbreviation = re.compile(words["abbreviation"], re.I)
+        self.list_item = re.compile(words["list_item"], re.I)
+        self.continues = re.compile(words["continues"], re.I)
 
     def split(self, text: str, sections):
         """(sentence boundaries, paragraph starts, block starts, level headers), all sorted."""
@@ -65,7 +66,7 @@ class SentenceRules:
         for m in _SENT_END.finditer(text):
             if _LIST_NUMBER.search(text, max(0, m.start() - 4), m.end()):
                 continue
-            if text[m.start()] == "." and _ABBREVIATION.search(text, max(0, m.start() - 6), m.start()):
+            if text[m.start()] == "." and self.abbreviation.search(text, max(0, m.start() - 6), m.start()):
                 continue
             bounds.add(m.end())
         for m in _SEMICOLON.finditer(text):
@@ -75,8 +76,7 @@ class SentenceRules:
         return (sorted(b for b in bounds if b < n), sorted(p for p in paragraphs if p < n),
                 sorted(b for b in blocks if b < n), headers)
 
-    @staticmethod
-    def _lines(text: str, bounds: set[int], paragraphs: set[int], blocks: set[int]) -> None:
+    def _lines(self, text: str, bounds: set[int], paragraphs: set[int], blocks: set[int]) -> None:
         prev_line = ""
         pos = 0
         for line in text.split("\n"):
@@ -90,10 +90,10 @@ class SentenceRules:
                 bounds.add(start)
                 paragraphs.add(start)
                 blocks.add(start)
-            elif _LIST_ITEM.match(line):
+            elif self.list_item.match(line):
                 bounds.add(start)
                 paragraphs.add(start)
-            elif not _CONTINUES.search(prev_line) and not stripped[0].islower():
+            elif not self.continues.search(prev_line) and not stripped[0].islower():
                 bounds.add(start)
             prev_line = line
 
