@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-import re
 from concurrent.futures import ProcessPoolExecutor
 from typing import Iterable, Iterator, Optional
 
@@ -12,7 +11,6 @@ from .schema import Exam, Result
 from .text import clean_text, coerce_text, looks_binary
 
 CHUNK_CHARS = 12_000  # ConText pairs every modifier with every target: keep docs short
-_PARA = re.compile(r"\n\s*\n|\n")
 
 
 def _chunks(text: str) -> list[tuple[int, int]]:

@@ -127,9 +127,8 @@ def print_result(result) -> None:
             out.print(f"  [dim]guideline {c.id}: {escape(c.text)}[/]")
     if result.flags:
         out.print(f"[bold]Flags:[/] {', '.join(result.flags)}")
-    notes = [e for e in result.errors]
-    if notes:
-        out.print(f"[dim]Notes: {'; '.join(notes)}[/]")
+    if result.errors:
+        out.print(f"[dim]Notes: {escape('; '.join(result.errors))}[/]")
 
 
 @app.command()

@@ -1,7 +1,6 @@
 """The gold corpus: reading and checking ``corpora/*.jsonl`` rows (GoldReport)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator
 
@@ -33,6 +32,3 @@ def offset_problems(report: GoldReport) -> Iterator[str]:
 def corpus_json_schema() -> dict:
     return GoldReport.model_json_schema()
 
-
-def dump_row(row: dict) -> str:
-    return json.dumps(row, ensure_ascii=False)

@@ -23,7 +23,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..resources import load_rules
-from ..schema import GRADE_SEVERITY, SEVERITY_GRADE
+from ..schema import SEVERITY_GRADE
 from .sections import doc_text, section_at
 from .targets import CONCEPT_LABEL, SPAN_GROUP
 
@@ -95,7 +95,6 @@ class Attacher:
         self.list_joiner = re.compile(lv["list_joiner"], flags)
         self.backward_prep = re.compile(lv["backward_prepositions"], flags)
         self.sides = [(s["side"], re.compile(s["pattern"], flags)) for s in lex["sides"]]
-        self.side_any = re.compile("|".join(f"(?:{s['pattern']})" for s in lex["sides"] if s["side"] != "central"), flags)
         windows = lex["windows"]
         self.post_side = re.compile(windows["post_side"], flags)
         self.plural_bilateral = re.compile(lex["plural_bilateral"], flags)
@@ -145,8 +144,6 @@ class Attacher:
                 levels = disc_levels(r1, n1, r2, n2)
                 if regex in (self.level_res[1], self.level_res[4]) and len(levels) != 1:
                     continue  # "L45", "C3 C4" only when the two numbers are adjacent
-                if regex is self.level_res[3]:
-                    pass
                 if levels:
                     upper = f"{r1.upper()}{int(n1)}"
                     lower = f"{(r2 or r1).upper()}{int(n2)}"
@@ -649,7 +646,7 @@ class Attacher:
                     "zone": zone if kind != CONCEPT_LABEL else None,
                     "roots": roots,
                     "roots_inferred": inferred and bool(roots),
-                    "severity": severity if severity in SEVERITY_GRADE else (GRADE_SEVERITY.get(grade) if False else None),
+                    "severity": severity if severity in SEVERITY_GRADE else None,
                     "grade": grade,
                     **status,
                     "certainty": certainty,

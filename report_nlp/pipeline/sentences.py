@@ -9,7 +9,6 @@ paragraph carries to the statements under it, and stops at the next paragraph.
 """
 
 import re
-from bisect import bisect_left
 
 import numpy
 from spacy.attrs import IDX, SENT_START
@@ -131,19 +130,6 @@ class ReportSentences:
 
 def _token_starts(doc: Doc):
     return doc.to_array([IDX]).tolist() if len(doc) else []
-
-
-def sentence_spans(doc: Doc) -> list[tuple[int, int]]:
-    """(start_char, end_char) of each sentence, without trailing whitespace."""
-    out = []
-    for sent in doc.sents:
-        out.append((sent.start_char, sent.end_char))
-    return out
-
-
-def index_of(starts: list[int], char: int) -> int:
-    """Index of the span (by sorted start list) that contains ``char``."""
-    return max(0, bisect_left(starts, char + 1) - 1)
 
 
 @Language.factory(
