@@ -156,12 +156,15 @@ def second_opinion_many(batch: list[tuple[Result, str]]) -> Iterator[Result]:
     if records:
         units = pd.DataFrame(records)
         predicted = predict_units(model, units)
-        predicted["_i"] = units["_i"].to_numpy()
-        for i, group in predicted.groupby("_i"):
+        by_report: dict[int, list[LevelOpinion]] = {}
+        columns = zip(units["_i"].tolist(), predicted["level"].tolist(), predicted["rules_class"].tolist(),
+                      predicted["model_class"].tolist(), predicted["model_probability"].tolist())
+        for i, level, rules_class, model_class, probability in columns:
+            by_report.setdefault(i, []).append(LevelOpinion(
+                level=level, rules_class=rules_class, model_class=model_class,
+                model_probability=round(float(probability), 4), disagree=disagree(rules_class, model_class)))
+        for i, opinions in by_report.items():
             result = batch[i][0]
-            opinions = [LevelOpinion(level=row.level, rules_class=row.rules_class, model_class=row.model_class,
-                                     model_probability=round(float(row.model_probability), 4),
-                                     disagree=disagree(row.rules_class, row.model_class)) for row in group.itertuples()]
             result.model_levels = sorted(opinions, key=lambda o: o.level)
             if any(o.disagree for o in opinions):
                 result.flags = sorted(set(result.flags) | {"rules_model_disagree"})
