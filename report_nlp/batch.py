@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Optional
 
 import pandas as pd
 
-from .errors import InputError, ReportNLPError
+from .errors import DatabaseUnavailable, InputError, ReportNLPError
 from .schema import Exam, Result
 from .text import MAX_CHARS
 
@@ -33,6 +33,7 @@ FINDING_COLUMNS = ["report_id", "finding_index", "kind", "level", "side", "zone"
                    "severity", "grade", "negated", "uncertain", "historical", "hypothetical", "certainty",
                    "section", "text", "start", "end"]
 ERROR_COLUMNS = ["report_id", "row_number", "stage", "reason"]
+RETRY_SECONDS = float(os.environ.get("REPORT_NLP_DB_RETRY_SECONDS", "60"))  # how long a lost database is waited for
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Summary:
     seconds: float = 0.0
     chars: int = 0
     resumed_chunks: int = 0
+    resumed_rows: int = 0
 
     @property
     def balanced(self) -> bool:
@@ -68,11 +70,18 @@ def read_chunks(path: str, id_col: str, text_col: str, chunk_size: int, query: O
             raise InputError("a database input needs --query (e.g. \"SELECT id, text FROM reports ORDER BY id\")")
         from sqlalchemy import create_engine, text
 
+        from sqlalchemy.exc import DBAPIError
+
         engine = create_engine(path)
         try:
             with engine.connect().execution_options(stream_results=True) as conn:
                 for df in pd.read_sql(text(query), conn, chunksize=chunk_size):
                     yield df
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_connection_error(exc):
+                raise DatabaseUnavailable("lost the input database while reading the query: committed chunks are "
+                                          "kept; run again with --resume") from None
+            raise InputError(f"the input query failed: {type(exc.orig).__name__}") from None
         finally:
             engine.dispose()
         return
@@ -206,6 +215,9 @@ class SQLiteWriter:
         row = self.db.execute("SELECT COUNT(*) FROM _progress").fetchone()
         return row[0]
 
+    def done_rows(self) -> int:
+        return self.db.execute("SELECT COALESCE(SUM(rows_in), 0) FROM _progress").fetchone()[0]
+
     def seen_ids(self) -> set:
         return {r[0] for r in self.db.execute("SELECT report_id FROM results")}
 
@@ -255,34 +267,82 @@ class SQLWriter:
             conn.execute(sql("CREATE VIEW review_queue AS SELECT * FROM results "
                              "WHERE ',' || flags || ',' LIKE '%,rules_model_disagree,%'"))
 
+    def _retrying(self, what: str, action):
+        """Run ``action`` (one transaction); while the server is unreachable, wait and retry until
+        RETRY_SECONDS have passed, then stop with a resumable error. A half-done transaction rolls back."""
+        from sqlalchemy.exc import DBAPIError
+
+        deadline = time.monotonic() + RETRY_SECONDS
+        delay = 0.5
+        while True:
+            try:
+                return action()
+            except DBAPIError as exc:
+                if not (exc.connection_invalidated or _is_connection_error(exc)):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise DatabaseUnavailable(f"lost the output database while {what} and it did not come back within "
+                                              f"{RETRY_SECONDS:.0f} s: committed chunks are kept; run again with --resume") from None
+                log.warning("database unavailable while %s; retrying in %.1f s", what, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     def done_chunks(self) -> int:
         from sqlalchemy import func, select
 
-        with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(self.progress)).scalar_one()
+        def count():
+            with self.engine.connect() as conn:
+                return conn.execute(select(func.count()).select_from(self.progress)).scalar_one()
+        return self._retrying("reading progress", count)
+
+    def done_rows(self) -> int:
+        from sqlalchemy import func, select
+
+        def total():
+            with self.engine.connect() as conn:
+                return conn.execute(select(func.coalesce(func.sum(self.progress.c.rows_in), 0))).scalar_one()
+        return int(self._retrying("reading progress", total))
 
     def seen_ids(self) -> set:
         from sqlalchemy import select
 
-        with self.engine.connect() as conn:
-            return {r[0] for r in conn.execute(select(self.tables["results"].c.report_id))}
+        def ids():
+            with self.engine.connect() as conn:
+                return {r[0] for r in conn.execute(select(self.tables["results"].c.report_id))}
+        return self._retrying("reading progress", ids)
 
     def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
-        with self.engine.begin() as conn:
-            for name, rows in (("results", results), ("findings", findings), ("errors", errors)):
-                if rows:
-                    conn.execute(self.tables[name].insert(), rows)
-            conn.execute(self.progress.insert(), [{"chunk": chunk, "rows_in": rows_in, "finished_at": time.time()}])
+        from sqlalchemy import select
+
+        def transaction():
+            with self.engine.begin() as conn:
+                # a commit whose acknowledgement was lost must not be written twice
+                if conn.execute(select(self.progress.c.chunk).where(self.progress.c.chunk == chunk)).first():
+                    return
+                for name, rows in (("results", results), ("findings", findings), ("errors", errors)):
+                    if rows:
+                        conn.execute(self.tables[name].insert(), rows)
+                conn.execute(self.progress.insert(), [{"chunk": chunk, "rows_in": rows_in, "finished_at": time.time()}])
+        self._retrying(f"writing chunk {chunk}", transaction)
 
     def counts(self) -> tuple[int, int, int]:
         from sqlalchemy import func, select
 
-        with self.engine.connect() as conn:
-            return tuple(conn.execute(select(func.count()).select_from(self.tables[n])).scalar_one()
-                         for n in ("results", "errors", "findings"))
+        def count():
+            with self.engine.connect() as conn:
+                return tuple(conn.execute(select(func.count()).select_from(self.tables[n])).scalar_one()
+                             for n in ("results", "errors", "findings"))
+        return self._retrying("counting rows", count)
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _is_connection_error(exc) -> bool:
+    """Server gone (restart, network): worth waiting for, unlike a constraint or syntax error."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 class FileWriter:
@@ -300,9 +360,23 @@ class FileWriter:
             for f in self.folder.glob("_progress.jsonl"):
                 f.unlink()
 
-    def done_chunks(self) -> int:
+    def _progress(self) -> list[dict]:
+        """Committed progress lines; a line torn by a kill mid-append is cut off (its chunk is redone)."""
         p = self.folder / "_progress.jsonl"
-        return sum(1 for _ in p.open()) if p.exists() else 0
+        if not p.exists():
+            return []
+        raw = p.read_bytes()
+        complete = raw[: raw.rfind(b"\n") + 1]
+        if len(complete) != len(raw):
+            with open(p, "r+b") as fh:
+                fh.truncate(len(complete))
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+    def done_chunks(self) -> int:
+        return len(self._progress())
+
+    def done_rows(self) -> int:
+        return sum(p["rows_in"] for p in self._progress())
 
     def seen_ids(self) -> set:
         ids = set()
@@ -352,7 +426,14 @@ class FileWriter:
 
 def open_writer(out: str, resume: bool):
     if is_url(out):
-        return SQLWriter(out, resume)
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return SQLWriter(out, resume)
+        except DBAPIError as exc:
+            if _is_connection_error(exc):
+                raise DatabaseUnavailable(f"cannot reach the output database ({type(exc.orig).__name__})") from None
+            raise
     suffix = Path(out).suffix.lower()
     if suffix in (".db", ".sqlite", ".sqlite3"):
         return SQLiteWriter(out, resume)
@@ -478,21 +559,26 @@ def run(
 
         pool = worker_pool(workers)
     try:
-        skip = writer.done_chunks() if resume else 0
-        summary.resumed_chunks = skip
-        seen = writer.seen_ids() if skip else set()
+        chunk_no = writer.done_chunks() if resume else 0
+        done_rows = writer.done_rows() if chunk_no else 0
+        summary.resumed_chunks, summary.resumed_rows = chunk_no, done_rows
+        seen = writer.seen_ids() if chunk_no else set()
         row = 0
-        for chunk_no, df in enumerate(read_chunks(input_path, id_col, text_col, chunk_size, query)):
-            n = len(df)
-            if chunk_no < skip:
-                row += n
+        for df in read_chunks(input_path, id_col, text_col, chunk_size, query):
+            if row + len(df) <= done_rows:  # committed before the interruption
+                row += len(df)
                 continue
+            if row < done_rows:  # resumed with another --chunk-size: skip the committed head of this chunk
+                df = df.iloc[done_rows - row:]
+                row = done_rows
+            n = len(df)
             if id_col not in df.columns and len(df):
                 raise InputError(f"no id column {id_col!r} in input (columns: {', '.join(map(str, df.columns))})")
             if text_col not in df.columns and len(df):
                 raise InputError(f"no text column {text_col!r} in input (columns: {', '.join(map(str, df.columns))})")
             results, findings, errors, chars = process_chunk(df, row, id_col, text_col, exam_cols, seen, pool, workers)
             writer.write(chunk_no, n, results, findings, errors)
+            chunk_no += 1
             row += n
             summary.chars += chars
             for r in results:

@@ -248,7 +248,7 @@ def batch(
     import time as _time
 
     from .batch import run as run_batch
-    from .errors import ReportNLPError
+    from .errors import DatabaseUnavailable, ReportNLPError
 
     if engine == "spark":
         try:
@@ -289,6 +289,8 @@ def batch(
             summary = run_batch(input_path, out, id_col=id_col, text_col=text_col,
                                 exam_cols=exam_cols.split(",") if exam_cols else None, workers=workers,
                                 resume=resume, chunk_size=chunk_size, progress=progress, query=query)
+    except DatabaseUnavailable as exc:
+        fail(str(exc), code=3)  # resumable: committed chunks are kept
     except ReportNLPError as exc:
         fail(str(exc))
     print_summary(summary, out)
@@ -307,6 +309,7 @@ def print_summary(summary, out_path: str) -> None:
     t.add_row("findings", f"{summary.findings:,}")
     if summary.resumed_chunks:
         t.add_row("chunks skipped (resume)", str(summary.resumed_chunks))
+        t.add_row("rows skipped (resume)", f"{summary.resumed_rows:,}")
     rate = summary.rows_in / summary.seconds if summary.seconds else 0
     t.add_row("reports/s", f"{rate:,.1f}")
     for kind, n in sorted(summary.kinds.items(), key=lambda x: -x[1]):

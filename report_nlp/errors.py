@@ -28,3 +28,14 @@ class InputError(ReportNLPError, ValueError):
     def __init__(self, reason: str):
         self.reason = reason
         super().__init__(f"[{self.code}] {reason}")
+
+
+class DatabaseUnavailable(ReportNLPError, RuntimeError):
+    """The database went away mid-run and did not come back within the retry window; every committed
+    chunk is kept, so the run can be continued with ``--resume``."""
+
+    code = "E030"
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"[{self.code}] {reason}")
