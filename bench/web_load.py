@@ -1,7 +1,9 @@
 """Load: 20 concurrent clients post real-sized reports to /api/analyze for 30 s on loopback.
 
 Prints requests/s, p50/p99 latency and the error count. Starts its own server on 127.0.0.1.
-Run: python bench/web_load.py [--clients 20] [--seconds 30]
+With ``--hostile N``, N more clients send oversized, chunked, malformed and mistyped requests in
+between: every one must get a 4xx, and the valid clients must see no error.
+Run: python bench/web_load.py [--clients 20] [--seconds 30] [--hostile 4]
 """
 from __future__ import annotations
 
@@ -27,17 +29,20 @@ def serve(port: int, workers: int):
                              "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("POST", "/api/analyze", body=b'{"text": "warm up"}', headers={"content-type": "application/json"})
             if conn.getresponse().status == 200:
                 break
         except OSError:
             time.sleep(0.5)
+        finally:
+            conn.close()
     for _ in range(workers * 4):  # warm every worker's pipeline
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         conn.request("POST", "/api/analyze", body=b'{"text": "L4-5: mild bulge."}', headers={"content-type": "application/json"})
         conn.getresponse().read()
+        conn.close()
     return proc
 
 
@@ -56,9 +61,60 @@ def client(port: int, bodies: list[bytes], stop: float, latencies: list, errors:
                 errors.append(resp.status)
         except OSError as exc:
             errors.append(type(exc).__name__)
+            conn.close()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             continue
         latencies.append(time.perf_counter() - t0)
+    conn.close()
+
+
+def hostile_requests() -> list[tuple[str, str, dict, bytes | None, bool]]:
+    """(method, path, headers, body, stream it chunked) of requests a server must refuse with a 4xx."""
+    big = json.dumps({"text": "L4-5: disc bulge. " * 20000}).encode()
+    as_json = {"content-type": "application/json"}
+    return [
+        ("POST", "/api/analyze", as_json, big, False),  # over the limit, announced
+        ("POST", "/api/analyze", as_json, big, True),  # over the limit, streamed without a length
+        ("POST", "/", {"content-type": "application/x-www-form-urlencoded"}, b"text=" + b"A" * 300_000, False),
+        ("POST", "/api/analyze", as_json, b'{"text": "L4-5: bulge", ', False),  # truncated JSON
+        ("POST", "/api/analyze", as_json, b"\xff\xfe\x00garbage", False),  # not UTF-8
+        ("POST", "/api/analyze", as_json, b'{"text": 42}', False),
+        ("POST", "/api/analyze", as_json, b'{"text": "x", "exam": {"symptom_weeks": -3}}', False),
+        ("POST", "/api/analyze", as_json, b'{"text": "x", "exam": "left"}', False),
+        ("POST", "/api/analyze", as_json, b'{"text": "x", "unknown": 1}', False),
+        ("POST", "/api/analyze", as_json, b"[1, 2, 3]", False),
+        ("POST", "/api/analyze", {"content-type": "text/plain"}, b"L4-5: disc bulge", False),
+        ("POST", "/api/analyze", as_json, b"", False),
+        ("GET", "/api/analyze", {}, None, False),
+        ("DELETE", "/healthz", {}, None, False),
+    ]
+
+
+def pieces(data: bytes, size: int = 16384):
+    """A body sent with chunked transfer encoding: no Content-Length for the server to check up front."""
+    for k in range(0, len(data), size):
+        yield data[k:k + size]
+
+
+def hostile_client(port: int, stop: float, statuses: list) -> None:
+    """Cycles through hostile_requests() until ``stop``, recording (path, status or connection error)."""
+    requests = hostile_requests()
+    i = 0
+    while time.perf_counter() < stop:
+        method, path, headers, body, stream = requests[i % len(requests)]
+        i += 1
+        if stream:
+            body = pieces(body)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers, encode_chunked=stream)
+            resp = conn.getresponse()
+            resp.read()
+            statuses.append((path, resp.status))
+        except OSError as exc:  # a server may close after answering 413 to a body still being sent
+            statuses.append((path, type(exc).__name__))
+        finally:
+            conn.close()
 
 
 def main() -> None:
@@ -66,6 +122,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--hostile", type=int, default=0, help="extra clients sending requests that must be refused")
     args = ap.parse_args()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -77,6 +134,8 @@ def main() -> None:
     errors: list = []
     stop = time.perf_counter() + args.seconds
     threads = [threading.Thread(target=client, args=(port, bodies, stop, latencies, errors)) for _ in range(args.clients)]
+    refused: list = []
+    threads += [threading.Thread(target=hostile_client, args=(port, stop, refused)) for _ in range(args.hostile)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -89,6 +148,12 @@ def main() -> None:
     p99 = lat[int(0.99 * (len(lat) - 1))] if lat else float("nan")
     print(f"clients: {args.clients}, server workers: {args.workers}, seconds: {elapsed:.1f}, requests: {len(lat)}, errors: {len(errors)}")
     print(f"requests/s: {len(lat) / elapsed:.1f}  p50: {statistics.median(lat) * 1000:.1f} ms  p99: {p99 * 1000:.1f} ms")
+    if args.hostile:
+        codes: dict = {}
+        for _, status in refused:
+            codes[status] = codes.get(status, 0) + 1
+        bad = sum(n for status, n in codes.items() if not (isinstance(status, int) and 400 <= status < 500))
+        print(f"hostile requests: {len(refused)}, answers: {dict(sorted(codes.items(), key=str))}, not 4xx: {bad}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,42 @@ class AnalyzeRequest(BaseModel):
     concepts: Optional[list[str]] = Field(default=None, max_length=50)
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes never reaches the app, whether it announces its
+    length or streams in chunks; the caller's ``too_large(path)`` answers it (413)."""
+
+    def __init__(self, app, limit: int, too_large):
+        self.app, self.limit, self.too_large = app, limit, too_large
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            return await self.too_large(scope["path"])(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.limit:
+                return await self.too_large(scope["path"])(scope, receive, send)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(HERE.joinpath("templates"))), autoescape=select_autoescape(["html"]))
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2)
@@ -46,9 +82,6 @@ def create_app() -> FastAPI:
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY:
-            return _too_large(request)
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -56,9 +89,9 @@ def create_app() -> FastAPI:
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    def _too_large(request: Request) -> Response:
+    def _too_large(path: str) -> Response:
         message = f"The report is too large: the limit is {MAX_BODY // 1024} kB per request."
-        if request.url.path.startswith("/api/"):
+        if path.startswith("/api/"):
             resp = JSONResponse({"detail": message}, status_code=413)
         else:
             resp = HTMLResponse(env.get_template("index.html").render(text="", result=None, error=message, form=EXAM_FORM,
@@ -81,9 +114,7 @@ def create_app() -> FastAPI:
 
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def page_analyze(request: Request):
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return _too_large(request)
+        body = await request.body()  # at most MAX_BODY: BodyLimit answered anything larger
         fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
         text = (fields.get("text") or [""])[0]
         error = None
@@ -135,4 +166,5 @@ def create_app() -> FastAPI:
         spec = app.openapi()
         return env.get_template("docs.html").render(spec=spec, spec_json=json.dumps(spec, indent=2))
 
+    app.add_middleware(BodyLimit, limit=MAX_BODY, too_large=_too_large)
     return app
