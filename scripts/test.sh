@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/system_deps.sh
 bash scripts/setup.sh test
 .venv/bin/python -m pytest "$@"
+bash scripts/audit_deps.sh
