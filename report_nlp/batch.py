@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Optional
 
 import pandas as pd
 
-from .errors import DatabaseUnavailable, InputError, ReportNLPError
+from .errors import DatabaseUnavailable, InputError
 from .schema import Exam, Result
 from .text import MAX_CHARS
 
@@ -496,29 +496,30 @@ def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, 
         ok_texts.append(body)
         ok_exams.append(exam)
     results, findings = [], []
-    chars = 0
     try:
-        if pool is not None:
-            from .analysis import analyze_parallel
-
+        if pool is not None:  # workers return finished rows: the parent only reads and writes
             size = max(1, -(-len(ok_texts) // (workers * 4)))
-            analysed = list(analyze_parallel(ok_texts, n_process=workers, batch_size=size, exams=ok_exams,
-                                             report_ids=ok_ids, pool=pool))
+            parts = [(ok_texts[i:i + size], ok_exams[i:i + size], ok_ids[i:i + size]) for i in range(0, len(ok_texts), size)]
+            for part_results, part_findings in pool.map(_rows_worker, parts):
+                results.extend(part_results)
+                findings.extend(part_findings)
         else:
-            analysed = list(analyze_many(ok_texts, exams=ok_exams, report_ids=ok_ids))
+            for r in analyze_many(ok_texts, exams=ok_exams, report_ids=ok_ids):
+                results.append(result_row(r))
+                findings.extend(finding_rows(r))
+        analysed = True
     except Exception:  # one bad report must not sink its chunk: retry one by one
-        analysed = None
-    if analysed is None:
-        analysed = []
+        analysed = False
+        results, findings = [], []
+    if not analysed:
         for rid, text, exam in zip(ok_ids, ok_texts, ok_exams):
             try:
-                analysed.extend(analyze_many([text], exams=[exam], report_ids=[rid]))
-            except (ReportNLPError, ValueError, RecursionError, MemoryError) as exc:
+                for r in analyze_many([text], exams=[exam], report_ids=[rid]):
+                    results.append(result_row(r))
+                    findings.extend(finding_rows(r))
+            except Exception as exc:  # recorded with its type (never its text); the run goes on
                 errors.append({"report_id": rid, "row_number": None, "stage": "analysis", "reason": f"{type(exc).__name__}"})
                 seen.discard(rid)
-    for r in analysed:
-        results.append(result_row(r))
-        findings.extend(finding_rows(r))
     chars = sum(len(t) for t in ok_texts)
     # row numbers of analysis errors: fill from the id
     numbers = {str(row.get(id_col)): start_row + i for i, row in enumerate(records)}
@@ -526,6 +527,18 @@ def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, 
         if e["row_number"] is None:
             e["row_number"] = numbers.get(e["report_id"])
     return results, findings, errors, chars
+
+
+def _rows_worker(part: tuple[list, list, list]) -> tuple[list[dict], list[dict]]:
+    """In a worker process: analyse a slice of a chunk and return its result and finding rows."""
+    from . import analyze_many
+
+    texts, exams, ids = part
+    results, findings = [], []
+    for r in analyze_many(texts, exams=exams, report_ids=ids):
+        results.append(result_row(r))
+        findings.extend(finding_rows(r))
+    return results, findings
 
 
 def analyze_frame(df: pd.DataFrame, id_col: str = "id", text_col: str = "text", exam_cols=None,
