@@ -320,6 +320,105 @@ def print_summary(summary, out_path: str) -> None:
 
 
 @app.command()
+def audit(
+    studies: Optional[str] = typer.Option(None, "--studies", help="Studies: a CSV, Parquet or JSONL file, or a table name with --db (default studies)."),
+    episodes: Optional[str] = typer.Option(None, "--episodes", help="Episodes (clinical context): file, or table name with --db (default episodes)."),
+    referrals: Optional[str] = typer.Option(None, "--referrals", help="Referrals: file, or table name with --db (default referrals)."),
+    out_dir: str = typer.Option(..., "--out", "-o", help="Folder for cases, summary, issues and report.html."),
+    db: Optional[str] = typer.Option(None, "--db", help="SQLAlchemy URL to read the three tables from, e.g. sqlite:///cohort.db."),
+    mapping: Optional[str] = typer.Option(None, "--map", help="YAML column mapping {table: {our_name: their_name}} (+ optional date_format)."),
+    col: List[str] = typer.Option([], "--col", help="One column mapping TABLE.OURS=THEIRS (repeatable)."),
+    min_count: int = typer.Option(11, "--min-count", help="Suppress summary cells whose denominator is under this count."),
+    fmt: str = typer.Option("parquet", "--format", "-f", help="parquet or csv for cases / summary / issues."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes for the report analysis."),
+    out_db: Optional[str] = typer.Option(None, "--out-db", help="Also write audit_cases / audit_summary / audit_issues to this SQLAlchemy URL."),
+):
+    """Audit low-value spine imaging and injection/surgical referrals: per-case flags, rates by provider, site
+    and month, and a self-contained report.html.
+
+    Example: report-nlp audit --studies demo/studies.csv --episodes demo/episodes.csv --referrals demo/referrals.csv --out audit_out
+    """
+    from .audit import load_inputs, run_audit, write_outputs
+    from .errors import ReportNLPError
+
+    if fmt not in ("parquet", "csv"):
+        fail(f"--format must be parquet or csv, not {fmt!r}")
+    if min_count < 1:
+        fail("--min-count must be at least 1")
+    if not db:
+        missing = [name for name, v in (("--studies", studies), ("--episodes", episodes), ("--referrals", referrals)) if not v]
+        if missing:
+            fail(f"{', '.join(missing)} needed (files, or table names with --db URL)")
+    try:
+        inputs = load_inputs(studies or "studies", episodes or "episodes", referrals or "referrals", db=db,
+                             mapping_file=mapping, cols=col)
+        result = run_audit(inputs, min_count=min_count, workers=workers)
+        paths = write_outputs(result, out_dir, fmt=fmt, out_db=out_db)
+    except ReportNLPError as exc:
+        fail(str(exc))
+    print_audit(result, paths)
+    if not result.balanced:
+        fail(f"row count mismatch: {result.rows_in} in, {len(result.cases)} cases + {result.errors} errors", code=1)
+
+
+def print_audit(result, paths: dict) -> None:
+    """Headline rates and where the outputs are (never report text)."""
+    if not out.is_terminal:
+        out.width = max(out.width, 120)  # files and pipes: do not fold the table to 80 columns
+    t = Table(title="Audit summary")
+    t.add_column("measure")
+    t.add_column("rate (95% CI)", justify="right")
+    t.add_column("flagged / denominator", justify="right")
+    t.add_column("excluded", justify="right")
+    t.add_column("undetermined", justify="right")
+    for measure, row in result.headline().iterrows():
+        if row["suppressed"]:
+            rate, frac = f"suppressed (<{result.min_count})", f"- / {int(row['denominator'])}"
+        else:
+            rate = f"{row['rate']:.1%} ({row['ci_low']:.1%}-{row['ci_high']:.1%})"
+            frac = f"{int(row['flagged']):,} / {int(row['denominator']):,}"
+        t.add_row(measure, rate, frac, f"{int(row['excluded']):,}", f"{int(row['undetermined']):,}")
+    out.print(t)
+    r = result.rows_in
+    out.print(f"rows in: {r['studies']:,} studies + {r['referrals']:,} referrals ({r['episodes']:,} episodes); "
+              f"cases {len(result.cases):,} + errors {result.errors:,}: {'balanced' if result.balanced else 'NOT balanced'}; "
+              f"issues {len(result.issues):,}; {result.seconds:.1f} s", highlight=False)
+    for name, path in paths.items():
+        out.print(f"  {name}: {escape(path)}", highlight=False)
+
+
+@app.command("demo-cohort")
+def demo_cohort(
+    n: int = typer.Option(5000, "--n", help="Patients (one episode and one spine MRI each; about 30% also get a referral)."),
+    out_dir: str = typer.Option("demo", "--out", "-o", help="Folder for studies / episodes / referrals, truth.csv and planted.json."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same cohort)."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv or parquet."),
+    db: Optional[str] = typer.Option(None, "--db", help="Also write the three tables to this SQLAlchemy URL, e.g. sqlite:///demo.db."),
+):
+    """Write a seeded synthetic audit cohort with known planted rates (planted.json) for trying the audit.
+
+    Example: report-nlp demo-cohort --n 5000 --out demo
+    """
+    from .cohort import planted_rates, write_cohort
+
+    if n < 1:
+        fail("--n must be at least 1")
+    if fmt not in ("csv", "parquet"):
+        fail(f"--format must be csv or parquet, not {fmt!r}")
+    from .errors import ReportNLPError
+
+    try:
+        paths = write_cohort(out_dir, n=n, seed=seed, fmt=fmt, db=db)
+    except OSError as exc:
+        fail(f"cannot write the cohort: {exc.strerror or type(exc).__name__}")
+    except ReportNLPError as exc:
+        fail(str(exc))
+    for name, path in paths.items():
+        out.print(f"{name}: {escape(path)}", highlight=False)
+    out.print("planted rates: " + ", ".join(f"{k} {v:.3f}" for k, v in planted_rates().items()), highlight=False)
+
+
+@app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. The default keeps the page on this computer; "
                              "binding another address exposes patient text to the network."),

@@ -15,7 +15,7 @@ import jsonschema
 
 from .errors import RuleFileError
 
-RULE_FILES = ("targets", "context", "severity", "sections", "lexicon", "anatomy", "red_flags", "guideline")
+RULE_FILES = ("targets", "context", "severity", "sections", "lexicon", "anatomy", "red_flags", "guideline", "audit")
 
 
 def patterns_file(name: str):

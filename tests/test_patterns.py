@@ -129,3 +129,33 @@ def test_patterns_files_ship_in_the_wheel(tmp_path, root):
     for name in RULE_FILES:
         assert f"report_nlp/patterns/{name}.json" in names
         assert f"report_nlp/patterns/schema/{name}.schema.json" in names
+
+
+def test_patterns_audit_vocabulary_is_consistent():
+    # Arrange
+    data = load_rules("audit")
+    guideline_ids = {s["id"] for s in load_rules("guideline")["sentences"]}
+    red_flag_codes = {f["code"] for f in load_rules("red_flags")["flags"]}
+    offenders = []
+    # Act: every citation exists, every urgent red flag is a red-flag code, code lists are sorted and unique
+    for name, measure in data["measures"].items():
+        offenders += [f"{name}: unknown guideline id {c}" for c in measure["citations"] if c not in guideline_ids]
+    offenders += [f"urgent red flag {c} not in red_flags.json" for c in data["measures"]["low_value_referral"]["urgent_red_flags"]
+                  if c not in red_flag_codes]
+    lists = {"lbp_index": data["lbp_index"]["prefixes"], **{e["code"]: e["prefixes"] for e in data["hedis_exclusions"]}}
+    for name, prefixes in lists.items():
+        if prefixes != sorted(set(prefixes)):
+            offenders.append(f"{name}: prefixes not sorted and unique")
+    codes = [e["code"] for e in data["hedis_exclusions"]]
+    if codes != sorted(set(codes)):
+        offenders.append("hedis_exclusions not sorted by code, or a code repeats")
+    # an index code that is also an exclusion would exclude every case it admits
+    lbp = data["lbp_index"]["prefixes"]
+    for e in data["hedis_exclusions"]:
+        offenders += [f"{p} is both an LBP index and a {e['code']} prefix" for p in e["prefixes"]
+                      if any(p.startswith(q) or q.startswith(p) for q in lbp)]
+    cfg = data["measures"]["hedis_lbp_imaging"]
+    if not cfg["min_age"] < cfg["max_age"]:
+        offenders.append("min_age must be under max_age")
+    # Assert
+    assert offenders == []
