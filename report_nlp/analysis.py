@@ -6,6 +6,8 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Iterable, Iterator, Optional
 
+from pydantic import ValidationError
+
 from .errors import InputError
 from .schema import Exam, Result
 from .text import clean_text, coerce_text, looks_binary
@@ -34,12 +36,46 @@ def _chunks(text: str) -> list[tuple[int, int]]:
 
 
 def _as_exam(exam) -> Optional[Exam]:
+    """An Exam from an Exam, a dict or None; anything else, or a dict that is not a valid exam, is an
+    InputError naming the fields (the same error type as bad text, so callers catch one thing)."""
     if exam is None or isinstance(exam, Exam):
         return exam
     if isinstance(exam, dict):
-        return Exam.model_validate(exam)
+        try:
+            return Exam.model_validate(exam)
+        except ValidationError as exc:
+            raise InputError(f"invalid exam: {exam_problems(exc)}") from None
     msg = f"exam must be an Exam, a dict or None, not {type(exam).__name__}"
     raise InputError(msg)
+
+
+def exam_problems(exc: ValidationError, limit: int = 3) -> str:
+    """'field: message; ...' for the first ``limit`` problems of an Exam ValidationError (no input values)."""
+    problems = exc.errors()
+    parts = [f"{'.'.join(_printable(x) for x in e['loc']) or 'exam'}: {e['msg']}" for e in problems[:limit]]
+    more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+    return "; ".join(parts) + more
+
+
+def _printable(key) -> str:
+    """A field name for a one-line message (an unknown key can be any string)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(key)[:40])
+
+
+def _concept_tuple(concepts) -> tuple[str, ...]:
+    """``concepts`` as a tuple of phrases: None, one str, or an iterable of str; anything else is an InputError."""
+    if concepts is None:
+        return ()
+    if isinstance(concepts, str):
+        return (concepts,)
+    try:
+        phrases = tuple(concepts)
+    except TypeError:
+        raise InputError(f"concepts must be a list of str, not {type(concepts).__name__}") from None
+    for phrase in phrases:
+        if not isinstance(phrase, str):
+            raise InputError(f"concepts must be a list of str; found {type(phrase).__name__}")
+    return phrases
 
 
 def _prepare(value) -> tuple[str, str, list[str]]:
@@ -68,7 +104,7 @@ def analyze_texts(
     from . import load
 
     nlp = nlp or load()
-    concept_list = tuple(concepts or ())
+    concept_list = _concept_tuple(concepts)
     exams_it = iter(exams) if exams is not None else itertools.repeat(None)
     ids_it = iter(report_ids) if report_ids is not None else itertools.repeat(None)
     jobs = []  # (original, cleaned, errors, exam, report_id, [(chunk_start, chunk_end)])
@@ -193,7 +229,7 @@ def analyze_parallel(texts, n_process: int, batch_size: int, exams=None, concept
                      pool: Optional[ProcessPoolExecutor] = None) -> Iterator[Result]:
     exams_it = iter(exams) if exams is not None else itertools.repeat(None)
     ids_it = iter(report_ids) if report_ids is not None else itertools.repeat(None)
-    concept_list = tuple(concepts or ())
+    concept_list = _concept_tuple(concepts)
 
     def batches():
         it = iter(texts)

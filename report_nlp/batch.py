@@ -8,6 +8,7 @@ crash continues from the last committed chunk without losing or repeating a repo
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from typing import Callable, Iterator, Optional
 
 import pandas as pd
 
-from .errors import DatabaseUnavailable, InputError
+from .errors import DatabaseUnavailable, InputError, ReportNLPError
 from .schema import Exam, Result
 from .text import MAX_CHARS
 
@@ -102,9 +103,13 @@ def read_chunks(path: str, id_col: str, text_col: str, chunk_size: int, query: O
         return
     suffix = p.suffix.lower()
     if suffix == ".csv":
-        yield from pd.read_csv(p, chunksize=chunk_size, dtype=str, keep_default_na=False, encoding_errors="replace")
+        try:
+            reader = pd.read_csv(p, chunksize=chunk_size, dtype=str, keep_default_na=False, encoding_errors="replace")
+        except pd.errors.EmptyDataError:  # an empty file: no header, no rows
+            return
+        yield from _refuse_unreadable(reader, p.name, "CSV")
     elif suffix in (".jsonl", ".ndjson"):
-        yield from pd.read_json(p, lines=True, chunksize=chunk_size, dtype=False)
+        yield from _refuse_unreadable(pd.read_json(p, lines=True, chunksize=chunk_size, dtype=False), p.name, "JSON Lines")
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -114,6 +119,15 @@ def read_chunks(path: str, id_col: str, text_col: str, chunk_size: int, query: O
         raise InputError(f"unsupported input format {suffix!r}: use .csv, .jsonl, .parquet or a folder of .txt files")
 
 
+def _refuse_unreadable(chunks, name: str, kind: str) -> Iterator[pd.DataFrame]:
+    """The parser's chunks; a file the parser cannot read (malformed CSV, a JSON line that is not JSON
+    or holds an integer beyond 64 bits) is an InputError naming the file, not a pandas traceback."""
+    try:
+        yield from chunks
+    except ValueError as exc:  # pandas' ParserError and JSON errors are ValueErrors
+        raise InputError(f"cannot read {name} as {kind}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None
+
+
 def exam_from_row(row: dict, exam_cols: Optional[list[str]]) -> Optional[dict]:
     """Exam fields from table columns named like Exam fields (optionally prefixed ``exam_``)."""
     exam = {}
@@ -121,7 +135,9 @@ def exam_from_row(row: dict, exam_cols: Optional[list[str]]) -> Optional[dict]:
         for col in (f"exam_{name}", name):
             if col in row and (exam_cols is None or col in exam_cols):
                 value = row[col]
-                if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+                if hasattr(value, "tolist") and not isinstance(value, str):  # a Parquet list column: numpy array
+                    value = value.tolist()
+                if value is None or (isinstance(value, float) and pd.isna(value)) or (isinstance(value, str) and value == ""):
                     break
                 if name in LIST_FIELDS and isinstance(value, str):
                     value = json.loads(value) if value.strip().startswith("[") else [v.strip() for v in value.split(";") if v.strip()]
@@ -396,7 +412,7 @@ class FileWriter:
         final = self.folder / f"{name}.part-{chunk:06d}.{self.fmt}"
         tmp = final.with_suffix(final.suffix + ".tmp")
         if self.fmt == "csv":
-            df.to_csv(tmp, index=False)
+            df.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)  # quoted: a lone "\r" in evidence text stays in its field
         elif self.fmt == "jsonl":
             df.to_json(tmp, orient="records", lines=True)
         else:
@@ -517,8 +533,9 @@ def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, 
                 for r in analyze_many([text], exams=[exam], report_ids=[rid]):
                     results.append(result_row(r))
                     findings.extend(finding_rows(r))
-            except Exception as exc:  # recorded with its type (never its text); the run goes on
-                errors.append({"report_id": rid, "row_number": None, "stage": "analysis", "reason": f"{type(exc).__name__}"})
+            except Exception as exc:  # the run goes on; our own errors say why (never with report text), others by type
+                reason = str(exc) if isinstance(exc, ReportNLPError) else type(exc).__name__
+                errors.append({"report_id": rid, "row_number": None, "stage": "analysis", "reason": reason[:300]})
                 seen.discard(rid)
     chars = sum(len(t) for t in ok_texts)
     # row numbers of analysis errors: fill from the id

@@ -70,6 +70,11 @@ def coerce_text(value: object) -> str:
     if len(text) > MAX_CHARS:
         msg = f"text is {len(text):,} characters; the limit is {MAX_CHARS:,}"
         raise InputError(msg)
+    try:
+        text.encode("utf-8")  # a str can hold lone surrogates (a JSON "\ud800" escape decodes to one); spaCy cannot
+    except UnicodeEncodeError as exc:
+        msg = f"text is not valid Unicode (unpaired surrogate at character {exc.start})"
+        raise InputError(msg) from None
     return text
 
 

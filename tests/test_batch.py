@@ -107,3 +107,21 @@ def test_batch_two_workers_equal_one_worker(tmp_path):
     assert (one.results, one.errors) == (two.results, two.errors)
     q = "SELECT report_id, finding_index, kind, level, side, negated, grade FROM findings ORDER BY 1, 2"
     assert sqlite3.connect(tmp_path / "one.db").execute(q).fetchall() == sqlite3.connect(tmp_path / "two.db").execute(q).fetchall()
+
+
+def test_csv_output_keeps_a_carriage_return_inside_its_field(tmp_path):
+    from report_nlp.batch import FINDING_COLUMNS, RESULT_COLUMNS, FileWriter
+
+    w = FileWriter(str(tmp_path / "o_csv"), "csv", False)
+    finding = {c: None for c in FINDING_COLUMNS} | {"report_id": "a", "finding_index": 0, "text": "foraminal\rstenosis"}
+    w.write(0, 1, [{c: None for c in RESULT_COLUMNS} | {"report_id": "a"}], [finding, finding | {"finding_index": 1}], [])
+    assert w.counts() == (1, 0, 2)
+
+
+def test_exam_list_columns_from_parquet_arrive_as_lists():
+    import numpy as np
+
+    from report_nlp.batch import exam_from_row
+
+    exam = exam_from_row({"exam_pain_distribution": np.array(["L5", "dorsum of foot"]), "exam_side": "left"}, None)
+    assert exam == {"side": "left", "pain_distribution": ["L5", "dorsum of foot"]}

@@ -32,16 +32,34 @@ def quiet_third_party_logs() -> None:
     logging.getLogger("medspacy").setLevel(logging.WARNING)
 
 
+SUFFIX_WINDOW = 64  # no suffix in patterns/lexicon.json is longer (they are single characters)
+
+
+class TailSearch:
+    """``regex.search`` over the last SUFFIX_WINDOW characters of a string: the same match for an
+    end-anchored suffix pattern, but constant time. spaCy strips suffixes one at a time and searches
+    the whole remaining token each time: quadratic on a long run of suffix characters ("))))...").
+    ``__self__`` is the pattern, as on the bound ``regex.search`` spaCy expects (it serialises
+    ``suffix_search.__self__.pattern``)."""
+
+    def __init__(self, regex: re.Pattern):
+        self.__self__ = regex
+
+    def __call__(self, text: str):
+        return self.__self__.search(text, max(0, len(text) - SUFFIX_WINDOW))
+
+
 def report_tokenizer(nlp):
     """A lean tokenizer (punctuation and hyphens split, no exception table): 10x faster than the English
     defaults on reports; targets are matched on characters, so only ConText cues depend on it, and those
     are tokenized by the same tokenizer."""
     rules = load_rules("lexicon")["tokenizer"]
+    suffix = re.compile(rules["suffix"])
     return Tokenizer(
         nlp.vocab,
         rules={},
         prefix_search=re.compile(rules["prefix"]).search,
-        suffix_search=re.compile(rules["suffix"]).search,
+        suffix_search=TailSearch(suffix) if re.search(r"(?<!\\)\$$", rules["suffix"]) else suffix.search,
         infix_finditer=re.compile(rules["infix"]).finditer,
     )
 

@@ -5,7 +5,9 @@ apart from POSSIBLE_EXISTENCE so the guideline can tell "likely impingement" (co
 from "cannot exclude impingement" (does not).
 """
 
-from medspacy.context import ConText, ConTextRule
+from bisect import bisect_left, bisect_right
+
+from medspacy.context import ConText, ConTextGraph, ConTextModifier, ConTextRule
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
@@ -68,7 +70,103 @@ class ReportContext:
     def __call__(self, doc: Doc) -> Doc:
         if SPAN_GROUP not in doc.spans or not len(doc.spans[SPAN_GROUP]):
             return doc
+        if self.blockwise:
+            return self._blockwise(doc)
         return self.context(doc)
+
+    blockwise = True  # False: medspaCy's own ConText.__call__ (tests compare the two)
+
+    def _blockwise(self, doc: Doc) -> Doc:
+        """medspaCy's ConText, result for result, without pairing everything in the Doc with everything.
+
+        ``ConText.__call__`` checks every modifier against every other modifier (scope updates) and against
+        every target: quadratic in the cues of the whole Doc (minutes for a long report dense with "no").
+        A modifier's scope lies inside its sentence, and medspaCy only lets a modifier touch another
+        modifier or a target whose span or scope overlaps its scope. So the modifiers and targets fall
+        into blocks whose token extents (spans and scopes) do not overlap, and nothing in one block can
+        affect another: each block runs medspaCy's own graph steps on its own. Within a block, the
+        scope-update loop skips pairs whose scopes do not overlap (medspaCy's first test, so a no-op
+        either way) and each modifier is tested only against the targets its scope can reach, in
+        target order. Blocks without targets are left alone (they can give no edge). A block is about a
+        sentence, and sentences have a maximum length (``sentences.MAX_SENTENCE_CHARS``).
+        """
+        ctx = self.context
+        if ctx.prune_on_target_overlap:  # not used here; medspaCy's own loop handles that option
+            return ctx(doc)
+        matcher = ctx._ConText__matcher  # medspaCy 1.3 keeps its matcher private; ConText.__call__ uses it so
+        targets = list(doc.spans[SPAN_GROUP])
+        modifiers = []
+        for match_id, start, end in matcher(doc):
+            rule = matcher.rule_map[ctx.nlp.vocab[match_id].text]
+            modifiers.append(ConTextModifier(rule, start, end, doc, max_scope=ctx.max_scope))
+        items = [(t.start, t.end, 0, i) for i, t in enumerate(targets)]
+        for k, m in enumerate(modifiers):
+            ends = (*m.modifier_span, *m.scope_span)
+            items.append((min(ends), max(ends), 1, k))
+        items.sort()
+        blocks: list[tuple[list[int], list[int]]] = []
+        reach = None
+        for lo, hi, kind, index in items:
+            if reach is None or lo >= reach:
+                blocks.append(([], []))
+                reach = hi
+            else:
+                reach = max(reach, hi)
+            blocks[-1][kind].append(index)
+        edges = []
+        for target_ids, modifier_ids in blocks:
+            if not modifier_ids or not target_ids:
+                continue
+            block_targets = [targets[i] for i in sorted(target_ids)]
+            block_modifiers = [modifiers[k] for k in sorted(modifier_ids)]
+            _update_scopes(block_modifiers)
+            edges.extend(_apply_modifiers(block_targets, block_modifiers))
+        for target, modifier in edges:
+            target._.modifiers += (modifier,)
+        if ctx.context_attributes_mapping:
+            ctx.set_context_attributes(edges)
+        doc._.context_graph = ConTextGraph(targets=targets, modifiers=modifiers, edges=edges,
+                                           prune_on_modifier_overlap=ctx.prune_on_target_overlap)
+        return doc
+
+
+def _update_scopes(modifiers: list) -> None:
+    """``ConTextGraph.update_scopes``: the same pairs in the same order; ``limit_scope`` starts by returning
+    False when the two current scopes do not overlap (medspaCy's asymmetric ``tuple_overlaps``, written
+    out here), so those calls are skipped."""
+    scopes = [m.scope_span for m in modifiers]  # kept current: limit_scope says when it changed one
+    n = len(modifiers)
+    for i in range(n - 1):
+        m1 = modifiers[i]
+        a0, a1 = scopes[i]
+        for j in range(i + 1, n):
+            b0, b1 = scopes[j]
+            if (a0 <= b0 < a1 or a0 < b1 <= a1) and m1.limit_scope(modifiers[j]):
+                scopes[i] = a0, a1 = m1.scope_span
+            if (b0 <= a0 < b1 or b0 < a1 <= b1) and modifiers[j].limit_scope(m1):
+                scopes[j] = modifiers[j].scope_span
+
+
+def _apply_modifiers(targets: list, modifiers: list) -> list:
+    """``ConTextGraph.apply_modifiers`` without pruning: each modifier takes, in target order, the targets
+    it ``modifies``; only targets that start or end inside its scope can pass that test."""
+    by_start = sorted(range(len(targets)), key=lambda i: targets[i].start)
+    starts = [targets[i].start for i in by_start]
+    by_end = sorted(range(len(targets)), key=lambda i: targets[i].end)
+    ends = [targets[i].end for i in by_end]
+    edges = []
+    for modifier in modifiers:
+        a, b = modifier.scope_span
+        candidates = set(by_start[bisect_left(starts, a):bisect_left(starts, b)])  # a <= start < b
+        candidates.update(by_end[bisect_right(ends, a):bisect_right(ends, b)])  # a < end <= b
+        for i in sorted(candidates):
+            if modifier.modifies(targets[i]):
+                modifier.modify(targets[i])
+    for modifier in modifiers:
+        modifier.reduce_targets()
+        for target in modifier._targets:
+            edges.append((target, modifier))
+    return edges
 
 
 @Language.factory(

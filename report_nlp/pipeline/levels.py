@@ -16,7 +16,7 @@ before it ("... stenosis with impingement of ...") takes that finding's side and
 """
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from spacy.language import Language
@@ -207,8 +207,14 @@ class Attacher:
         headers = sorted(headers)
         header_starts = [h[0] for h in headers]
         header_levels = {}
+        group_starts = [g.start for g in groups]  # groups are in text order
         for h in headers:
-            inside = [g for g in groups if g.start >= h[2] and g.end <= h[1]]
+            inside = []
+            k = bisect_left(group_starts, h[2])  # the groups inside the header line, without scanning them all
+            while k < len(groups) and groups[k].start <= h[1]:
+                if groups[k].end <= h[1]:
+                    inside.append(groups[k])
+                k += 1
             header_levels[h[0]] = _unique([lv for g in inside for lv in g.levels])
         para_starts = list(paragraphs)
         block_starts = list(blocks)

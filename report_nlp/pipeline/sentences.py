@@ -27,7 +27,13 @@ if not Doc.has_extension("report_level_headers"):
     # (header_start, header_end, level_text_start, level_text_end)
     Doc.set_extension("report_level_headers", default=())
 
-_SENT_END = re.compile(r"[.!?]+[\"')\]]*(?=\s+\S)")
+# starts only at the first mark of a run ("....."): the same matches, without re-scanning the run from
+# every mark in it (quadratic on a long run of dots)
+_SENT_END = re.compile(r"(?<![.!?])[.!?]+[\"')\]]*(?=\s+\S)")
+# Longest sentence: a longer run (no punctuation or line break in sight) is cut at its last space
+# before the limit. ConText compares every cue of a sentence with every other (quadratic in its
+# length); the longest sentence in the gold corpora is 316 characters.
+MAX_SENTENCE_CHARS = 1000
 _LIST_NUMBER = re.compile(r"(?:^|\s)\(?\d{1,2}[.)]$")
 _SEMICOLON = re.compile(r";(?=\s*\S)")
 
@@ -71,6 +77,7 @@ class SentenceRules:
         for m in _SEMICOLON.finditer(text):
             bounds.add(m.end())
         self._lines(text, bounds, paragraphs, blocks)
+        _cap_sentences(text, bounds)
         n = len(text)
         return (sorted(b for b in bounds if b < n), sorted(p for p in paragraphs if p < n),
                 sorted(b for b in blocks if b < n), headers)
@@ -95,6 +102,21 @@ class SentenceRules:
             elif not self.continues.search(prev_line) and not stripped[0].islower():
                 bounds.add(start)
             prev_line = line
+
+
+def _cap_sentences(text: str, bounds: set[int]) -> None:
+    """Add boundaries so that no sentence is longer than MAX_SENTENCE_CHARS (cut after the last
+    whitespace in the second half of the allowance, else at the limit)."""
+    n = len(text)
+    ordered = sorted(b for b in bounds if b < n)
+    for start, end in zip(ordered, ordered[1:] + [n]):
+        while end - start > MAX_SENTENCE_CHARS:
+            limit = start + MAX_SENTENCE_CHARS
+            lo = start + MAX_SENTENCE_CHARS // 2
+            cut = max(text.rfind(" ", lo, limit), text.rfind("\t", lo, limit), text.rfind("\n", lo, limit))
+            cut = cut + 1 if cut >= 0 else limit
+            bounds.add(cut)
+            start = cut
 
 
 class ReportSentences:

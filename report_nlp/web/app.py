@@ -7,11 +7,13 @@ from typing import Optional
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ReportNLPError
 from ..schema import Exam, Result
@@ -101,8 +103,30 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        problems = [{"field": ".".join(str(x) for x in e["loc"] if x != "body"), "message": e["msg"]} for e in exc.errors()]
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.url.path.startswith("/api/") and media != "application/json" and not media.endswith("+json"):
+            # FastAPI parses a body as JSON only when it is labelled so, and otherwise reports "a valid
+            # dictionary" at field "": say what is wrong instead
+            given = f"not {media[:60]}" if media else "and the request has no Content-Type"
+            return JSONResponse({"detail": f"the body must be JSON (Content-Type: application/json), {given}"},
+                                status_code=415)
+        problems = []
+        for e in exc.errors():
+            if e["type"] == "json_invalid":  # loc is (body, character): name the body and say where
+                reason = (e.get("ctx") or {}).get("error") or e["msg"]
+                problems.append({"field": "body", "message": f"not valid JSON: {reason} (character {e['loc'][-1]})"})
+                continue
+            problems.append({"field": ".".join(str(x) for x in e["loc"] if x != "body") or "body", "message": e["msg"]})
         return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and request.url.path.startswith("/api/"):
+            # FastAPI's answer to a body its JSON parser cannot even start on (not UTF-8, nested too deeply):
+            # malformed JSON, answered like the rest
+            return JSONResponse({"detail": [{"field": "body", "message": "not valid JSON: the body could not be parsed "
+                                             "(not UTF-8 text, or nested too deeply)"}]}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(ReportNLPError)
     async def rejected(request: Request, exc: ReportNLPError):
