@@ -123,7 +123,7 @@ def analyze_texts(
 
     stream = nlp.pipe(docs(), batch_size=batch_size)
     pending: deque = deque()
-    ready: list[tuple[Result, str]] = []  # assembled, waiting for one batched model call
+    ready: list[tuple] = []  # (Result, cleaned text, level mentions): assembled, waiting for one batched model call
     done = 0
     while True:
         if done < len(jobs) and len(pending) >= len(jobs[done][5]):
@@ -131,7 +131,8 @@ def analyze_texts(
             chunk_docs = [pending.popleft() for _ in job[5]]
             jobs[done] = None  # release the text
             done += 1
-            ready.append((_assemble(job, chunk_docs), job[1]))
+            mentions = chunk_docs[0]._.report_level_mentions if len(chunk_docs) == 1 else None
+            ready.append((_assemble(job, chunk_docs), job[1], mentions))
             if len(ready) >= batch_size:
                 yield from second_opinion_many(ready)
                 ready = []
@@ -173,9 +174,10 @@ def _assemble(job, chunk_docs) -> Result:
     return decide(result)
 
 
-def second_opinion_many(batch: list[tuple[Result, str]]) -> Iterator[Result]:
+def second_opinion_many(batch: list[tuple]) -> Iterator[Result]:
     """Attach the trained model's view of each level, one model call per batch of reports, and flag
-    rules_model_disagree (the rules still decide). Yields the Results in order."""
+    rules_model_disagree (the rules still decide). ``batch``: (Result, cleaned text, level mentions or
+    None) in order; the mentions found by the levels component save finding them again. Yields the Results."""
     import pandas as pd
 
     from .model import disagree, level_records, predict_units, shipped_model
@@ -184,9 +186,9 @@ def second_opinion_many(batch: list[tuple[Result, str]]) -> Iterator[Result]:
     model = shipped_model() if batch else None
     records = []
     if model is not None:
-        for i, (result, cleaned) in enumerate(batch):
+        for i, (result, cleaned, mentions) in enumerate(batch):
             if result.findings and len(cleaned) <= CHUNK_CHARS * 4:
-                for rec in level_records(cleaned, result.findings):
+                for rec in level_records(cleaned, result.findings, mentions):
                     rec["_i"] = i
                     records.append(rec)
     if records:
@@ -204,7 +206,7 @@ def second_opinion_many(batch: list[tuple[Result, str]]) -> Iterator[Result]:
             result.model_levels = sorted(opinions, key=lambda o: o.level)
             if any(o.disagree for o in opinions):
                 result.flags = sorted(set(result.flags) | {"rules_model_disagree"})
-    for result, _ in batch:
+    for result, _, _ in batch:
         yield result
 
 

@@ -68,9 +68,11 @@ def level_units(text: str, findings: list) -> pd.DataFrame:
     return pd.DataFrame(level_records(text, findings), columns=["level", "text", "rules_class"] + RULE_FEATURES)
 
 
-def level_records(text: str, findings: list) -> list[dict]:
-    """The rows of :func:`level_units` as plain dicts (cheap to gather across a batch)."""
-    attacher = _attacher()
+def level_records(text: str, findings: list, mentions=None) -> list[dict]:
+    """The rows of :func:`level_units` as plain dicts (cheap to gather across a batch). ``mentions``:
+    (start, levels) of the level mentions in ``text`` when the pipeline already found them."""
+    if mentions is None:
+        mentions = [(g.start, g.levels) for g in _attacher().level_groups(text) if g.levels]
     sentences = [(m.start(), m.end()) for m in _SENT.finditer(text)]
     starts = [a for a, _ in sentences]
 
@@ -78,9 +80,9 @@ def level_records(text: str, findings: list) -> list[dict]:
         return max(0, bisect_right(starts, char) - 1)
 
     rows: dict[str, set] = {}
-    for g in attacher.level_groups(text):
-        for lv in g.levels:
-            rows.setdefault(lv, set()).add(sentence_of(g.start))
+    for start, levels in mentions:
+        for lv in levels:
+            rows.setdefault(lv, set()).add(sentence_of(start))
     by_level: dict[str, list] = {}
     for f in findings:
         if f.level:
@@ -209,10 +211,99 @@ def shipped_model():
     return _STATE.model
 
 
+class FastTfidf:
+    """A fitted ``TfidfVectorizer``'s ``transform``, same numbers, without its per-n-gram Python loop.
+
+    Character n-grams of ``char_wb`` never cross a word, so a unit's n-grams are the sum of its words'
+    n-grams: each distinct word is turned into feature ids once and remembered (report vocabulary is
+    small; the memory is bounded). Word n-grams go through the vectorizer's own analyzer. Then sklearn's
+    steps: counts, ``1 + log(tf)`` when sublinear, times idf, l2 norm. ``tests/test_model.py`` checks the
+    matrices equal sklearn's on the gold corpus."""
+
+    MAX_WORDS = 200_000
+
+    def __init__(self, vectorizer) -> None:
+        self.vocab = vectorizer.vocabulary_
+        self.idf = vectorizer.idf_ if vectorizer.use_idf else None
+        self.sublinear = vectorizer.sublinear_tf
+        self.norm = vectorizer.norm
+        self.n_features = len(self.vocab)
+        self.char_wb = vectorizer.analyzer == "char_wb" and vectorizer.lowercase and vectorizer.strip_accents is None \
+            and vectorizer.preprocessor is None
+        self.min_n, self.max_n = vectorizer.ngram_range
+        self.analyze = vectorizer.build_analyzer()
+        self.words: dict[str, list[int]] = {}
+        if vectorizer.analyzer not in ("word", "char_wb") or vectorizer.norm not in ("l2", None):
+            raise TypeError("FastTfidf covers word and char_wb analyzers with l2 or no norm")
+
+    def _word_ids(self, word: str) -> list[int]:
+        w = f" {word} "
+        vocab, ids = self.vocab, []
+        for n in range(self.min_n, self.max_n + 1):
+            if len(w) <= n:  # sklearn counts a short word once, as a whole
+                j = vocab.get(w)
+                if j is not None:
+                    ids.append(j)
+                break
+            for k in range(len(w) - n + 1):
+                j = vocab.get(w[k:k + n])
+                if j is not None:
+                    ids.append(j)
+        return ids
+
+    def ids(self, text: str) -> list[int]:
+        if not self.char_wb:
+            vocab = self.vocab
+            return [j for j in map(vocab.get, self.analyze(text)) if j is not None]
+        words, out = self.words, []
+        for word in text.lower().split():
+            got = words.get(word)
+            if got is None:
+                if len(words) >= self.MAX_WORDS:
+                    words.clear()
+                got = words[word] = self._word_ids(word)
+            out.extend(got)
+        return out
+
+    def transform(self, texts: list[str]):
+        from scipy import sparse
+        from sklearn.preprocessing import normalize
+
+        lengths, ids = [], []
+        for text in texts:
+            got = self.ids(text)
+            lengths.append(len(got))
+            ids.extend(got)
+        rows = np.repeat(np.arange(len(texts)), lengths)
+        x = sparse.csr_matrix((np.ones(len(ids)), (rows, np.asarray(ids, dtype=np.int64))),
+                              shape=(len(texts), self.n_features))  # duplicates summed: the counts
+        x.sum_duplicates()
+        if self.sublinear:
+            np.log(x.data, x.data)
+            x.data += 1.0
+        if self.idf is not None:
+            x.data *= self.idf[x.indices]
+        if self.norm == "l2":
+            normalize(x, norm="l2", copy=False)  # sklearn's own step
+        return x
+
+
+_FAST: dict[int, FastTfidf] = {}
+
+
+def _fast_text(vectorizer) -> FastTfidf:
+    fast = _FAST.get(id(vectorizer))
+    if fast is None or fast.vocab is not vectorizer.vocabulary_:
+        fast = _FAST[id(vectorizer)] = FastTfidf(vectorizer)
+    return fast
+
+
 def _fast_proba(model, units: pd.DataFrame):
     """predict_proba through the fitted parts directly: the Pipeline, ColumnTransformer and estimator
-    checks cost more per call than the arithmetic for one report's few levels. Same numbers."""
+    checks cost more per call than the arithmetic for one report's few levels, and the text features
+    go through :class:`FastTfidf`. Same numbers."""
     from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import StandardScaler
 
     features = model.named_steps["features"]
@@ -221,7 +312,11 @@ def _fast_proba(model, units: pd.DataFrame):
         if transformer == "drop":
             continue
         if isinstance(columns, str):
-            blocks.append(transformer.transform(units[columns].tolist()))
+            texts = units[columns].tolist()
+            if isinstance(transformer, TfidfVectorizer):
+                blocks.append(_fast_text(transformer).transform(texts))
+            else:
+                blocks.append(transformer.transform(texts))
         elif isinstance(transformer, StandardScaler):
             x = units[columns].to_numpy(dtype=float)
             x = (x - transformer.mean_) / transformer.scale_

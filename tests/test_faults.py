@@ -96,18 +96,22 @@ def run_cli(src: Path, out: str, *extra: str, env=None) -> subprocess.CompletedP
 
 
 def kill_and_resume(src: Path, out: str, kills: int, seed: int) -> list[int]:
-    """Start the run; SIGKILL it at a random moment after it has committed something new; resume; repeat.
+    """Start the run; SIGKILL it at a random point; resume; repeat. The kill points are spread over the
+    whole run (random progress targets up to 80% of the chunks), each after something new was committed.
     Returns the progress count seen at each kill."""
     rng = random.Random(seed)
+    chunks = -(-src.read_bytes().count(b"\n") // 60)  # progress_rows counts committed chunks
+    targets = sorted(rng.randrange(1, max(2, int(chunks * 0.8))) for _ in range(kills))
     seen = []
     for k in range(kills):
         before = max(progress_rows(out), 0)
+        target = max(targets[k], before + 1)
         args = CLI + ["batch", str(src), "--out", out, "--chunk-size", "60"] + (["--resume"] if k else [])
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None and progress_rows(out) <= before:
+        deadline = time.time() + 3600
+        while time.time() < deadline and proc.poll() is None and progress_rows(out) < target:
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.8))  # mid-chunk, mid-write or between chunks
+        time.sleep(rng.uniform(0.0, 0.5))  # mid-chunk, mid-write or between chunks
         if proc.poll() is not None:
             break  # finished before this kill: nothing left to interrupt
         os.kill(proc.pid, signal.SIGKILL)
@@ -123,6 +127,7 @@ def test_ten_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path, kind):
     full, killed = str(tmp_path / f"full{suffix}"), str(tmp_path / f"killed{suffix}")
     assert run_cli(src, full).returncode == 0
     kills = kill_and_resume(src, killed, KILLS, seed=ROWS + len(kind))
+    print(f"{kind}: {ROWS} rows, SIGKILL at committed chunks {kills}")
     assert len(kills) == KILLS, f"the run finished after {len(kills)} kills: make it longer"
     assert kills == sorted(kills), "progress went backwards"
     resumed = run_cli(src, killed, "--resume")

@@ -87,3 +87,55 @@ def test_model_review_queue_in_batch_output(tmp_path):
     run(str(src), str(tmp_path / "o.db"))
     con = sqlite3.connect(tmp_path / "o.db")
     assert con.execute("SELECT COUNT(*) FROM review_queue").fetchone()[0] in (0, 1)
+
+
+def _gold_units(root):
+    import report_nlp
+    from report_nlp.corpus import read_gold
+
+    rows = read_gold(str(root / "corpora" / "gold.jsonl"))[:80]
+    results = list(report_nlp.analyze_many([r.text for r in rows]))
+    return model_mod.units_for(rows, results)
+
+
+ODD_TEXTS = ["", "   ", "a", "ab", "abc", "L4-5 \u00c9\u00c9 x\u00a0y\tz\n\nw", "x" * 50, "\u0130stanbul \u01c5 \u00df", "no\u2028break",
+             "disc disc disc disc protrusion"]
+
+
+def test_model_fast_tfidf_equals_sklearns_transform(root):
+    """The batched text features are sklearn's numbers exactly (same nonzeros, same values)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = _gold_units(root)["text"].tolist() + ODD_TEXTS
+    vectorizers = [t for _, t, _ in load_model().named_steps["features"].transformers_ if isinstance(t, TfidfVectorizer)]
+    assert {v.analyzer for v in vectorizers} == {"word", "char_wb"}
+    for vectorizer in vectorizers:
+        fast = model_mod.FastTfidf(vectorizer)
+        expected, got = vectorizer.transform(texts), fast.transform(texts)
+        assert got.shape == expected.shape
+        assert (expected != got).nnz == 0 or abs(expected - got).max() < 1e-12
+        assert (abs(expected) > 0).nnz == (abs(got) > 0).nnz
+        fast.MAX_WORDS = 3  # the word memory is bounded: clearing it changes nothing
+        assert abs(vectorizer.transform(texts) - fast.transform(texts)).max() < 1e-12
+
+
+def test_model_fast_probabilities_equal_predict_proba(root):
+    import numpy as np
+
+    units = _gold_units(root)
+    model = load_model()
+    assert np.allclose(model_mod._fast_proba(model, units), model.predict_proba(units), rtol=0, atol=1e-12)
+
+
+def test_model_reuses_the_pipelines_level_mentions(analyze):
+    """The levels component hands its level mentions to the model: the same rows as finding them again."""
+    import report_nlp
+    from report_nlp.model import level_records
+
+    text = ("FINDINGS:\nL3-4: mild disc bulge.\nL4-L5 and L5-S1: moderate right foraminal stenosis with "
+            "impingement of the exiting right L4 nerve root.\nAt the lumbosacral junction no herniation.")
+    doc = report_nlp.load()(text)
+    mentions = doc._.report_level_mentions
+    assert [lv for _, levels in mentions for lv in levels] == ["L3-L4", "L4-L5", "L5-S1", "L5-S1"]
+    findings = analyze(text).findings
+    assert level_records(text, findings, mentions) == level_records(text, findings)

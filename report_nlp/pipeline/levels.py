@@ -29,6 +29,8 @@ from .targets import CONCEPT_LABEL, SPAN_GROUP
 
 if not Doc.has_extension("report_findings"):
     Doc.set_extension("report_findings", default=())
+if not Doc.has_extension("report_level_mentions"):
+    Doc.set_extension("report_level_mentions", default=None)  # (start, levels) of each level mention; the model reuses them
 
 VERTEBRAE = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)] + ["S1", "S2"]
 _VIDX = {v: i for i, v in enumerate(VERTEBRAE)}
@@ -456,6 +458,7 @@ class Attacher:
         sentences = [(s.start_char, s.end_char) for s in doc.sents]
         sent_starts = [s[0] for s in sentences]
         groups = self.level_groups(text)
+        doc._.report_level_mentions = tuple((g.start, tuple(g.levels)) for g in groups if g.levels)
         level_lists = self.assign_levels(
             text, sentences, doc._.report_paragraphs, doc._.report_blocks, doc._.report_level_headers, targets, groups,
             self.root_levels(text),
