@@ -178,9 +178,7 @@ def second_opinion_many(batch: list[tuple]) -> Iterator[Result]:
     """Attach the trained model's view of each level, one model call per batch of reports, and flag
     rules_model_disagree (the rules still decide). ``batch``: (Result, cleaned text, level mentions or
     None) in order; the mentions found by the levels component save finding them again. Yields the Results."""
-    import pandas as pd
-
-    from .model import disagree, level_records, predict_units, shipped_model
+    from .model import disagree, level_records, predict_records, shipped_model
     from .schema import LevelOpinion
 
     model = shipped_model() if batch else None
@@ -192,15 +190,12 @@ def second_opinion_many(batch: list[tuple]) -> Iterator[Result]:
                     rec["_i"] = i
                     records.append(rec)
     if records:
-        units = pd.DataFrame(records)
-        predicted = predict_units(model, units)
+        predicted, _ = predict_records(model, records)
         by_report: dict[int, list[LevelOpinion]] = {}
-        columns = zip(units["_i"].tolist(), predicted["level"].tolist(), predicted["rules_class"].tolist(),
-                      predicted["model_class"].tolist(), predicted["model_probability"].tolist())
-        for i, level, rules_class, model_class, probability in columns:
-            by_report.setdefault(i, []).append(LevelOpinion(
-                level=level, rules_class=rules_class, model_class=model_class,
-                model_probability=round(float(probability), 4), disagree=disagree(rules_class, model_class)))
+        for rec, (model_class, probability) in zip(records, predicted):
+            by_report.setdefault(rec["_i"], []).append(LevelOpinion(
+                level=rec["level"], rules_class=rec["rules_class"], model_class=model_class,
+                model_probability=round(probability, 4), disagree=disagree(rec["rules_class"], model_class)))
         for i, opinions in by_report.items():
             result = batch[i][0]
             result.model_levels = sorted(opinions, key=lambda o: o.level)

@@ -32,19 +32,32 @@ class ExamVocabulary:
                 for phrase in table[what]:
                     self.entries.append((_norm(phrase), root, what))
         self.entries.sort(key=lambda e: -len(e[0]))
+        # the phrase as it is compared: linking words out, spaces squeezed (done once, not per exam term)
+        self._compared = []
+        for phrase, root, kind in self.entries:
+            p = re.sub(r"\b(?:the|of|over|in|on|at|and)\b", " ", phrase)
+            self._compared.append((re.sub(r"\s+", " ", p).strip(), root, kind))
+        self._memo: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
 
     def roots_for(self, term: str, what: tuple[str, ...]) -> list[str]:
         """Roots named by one exam term ('numbness over the dorsum of the foot' -> ['L5'])."""
+        key = (term, tuple(what))
+        got = self._memo.get(key)
+        if got is None:
+            if len(self._memo) >= 50_000:
+                self._memo.clear()
+            got = self._memo[key] = tuple(self._roots_for(term, what))
+        return list(got)
+
+    def _roots_for(self, term: str, what: tuple[str, ...]) -> list[str]:
         text = f" {_norm(term)} "
         text = self.filler.sub(" ", text)
         text = re.sub(r"\s+", " ", text)
         found: list[str] = []
         best = 0
-        for phrase, root, kind in self.entries:
+        for p, root, kind in self._compared:
             if kind not in what:
                 continue
-            p = re.sub(r"\b(?:the|of|over|in|on|at|and)\b", " ", phrase)
-            p = re.sub(r"\s+", " ", p).strip()
             if p and f" {p} " in text:
                 if len(p) < best:
                     continue  # a longer phrase already matched ("ring and little finger" over "finger")

@@ -265,27 +265,32 @@ class FastTfidf:
             out.extend(got)
         return out
 
-    def transform(self, texts: list[str]):
-        from scipy import sparse
-        from sklearn.preprocessing import normalize
-
+    def weights(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, column, value) of the nonzero TF-IDF weights, rows in order, columns sorted within a row."""
         lengths, ids = [], []
         for text in texts:
             got = self.ids(text)
             lengths.append(len(got))
             ids.extend(got)
-        rows = np.repeat(np.arange(len(texts)), lengths)
-        x = sparse.csr_matrix((np.ones(len(ids)), (rows, np.asarray(ids, dtype=np.int64))),
-                              shape=(len(texts), self.n_features))  # duplicates summed: the counts
-        x.sum_duplicates()
+        keys = np.repeat(np.arange(len(texts), dtype=np.int64), lengths) * self.n_features + np.asarray(ids, dtype=np.int64)
+        keys, counts = np.unique(keys, return_counts=True)
+        rows, cols = np.divmod(keys, self.n_features)
+        values = counts.astype(float)
         if self.sublinear:
-            np.log(x.data, x.data)
-            x.data += 1.0
+            values = np.log(values) + 1.0
         if self.idf is not None:
-            x.data *= self.idf[x.indices]
-        if self.norm == "l2":
-            normalize(x, norm="l2", copy=False)  # sklearn's own step
-        return x
+            values *= self.idf[cols]
+        if self.norm == "l2" and len(values):
+            norms = np.sqrt(np.bincount(rows, weights=values * values, minlength=len(texts)))
+            values /= norms[rows]
+        return rows, cols, values
+
+    def transform(self, texts: list[str]):
+        """The sparse matrix sklearn's ``transform`` returns (tests compare the two)."""
+        from scipy import sparse
+
+        rows, cols, values = self.weights(texts)
+        return sparse.csr_matrix((values, (rows, cols)), shape=(len(texts), self.n_features))
 
 
 _FAST: dict[int, FastTfidf] = {}
@@ -298,34 +303,45 @@ def _fast_text(vectorizer) -> FastTfidf:
     return fast
 
 
-def _fast_proba(model, units: pd.DataFrame):
-    """predict_proba through the fitted parts directly: the Pipeline, ColumnTransformer and estimator
-    checks cost more per call than the arithmetic for one report's few levels, and the text features
-    go through :class:`FastTfidf`. Same numbers."""
-    from scipy import sparse
+def _column(records, name: str) -> list:
+    return records[name].tolist() if isinstance(records, pd.DataFrame) else [r[name] for r in records]
+
+
+def fast_proba(model, records) -> np.ndarray:
+    """``predict_proba`` of the shipped Pipeline (word and char TF-IDF, scaled rule features, logistic
+    regression) computed from its fitted parts with numpy: the Pipeline, ColumnTransformer, pandas and
+    sparse-matrix steps cost more than the arithmetic for one report's few levels (a single web request).
+    ``records``: a DataFrame or a list of dicts with the unit columns. Same numbers (tested); a model of
+    another shape raises TypeError and the caller falls back to ``predict_proba``."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import StandardScaler
 
-    features = model.named_steps["features"]
-    blocks = []
-    for name, transformer, columns in features.transformers_:
-        if transformer == "drop":
+    features, clf = model.named_steps["features"], model.named_steps["clf"]
+    n = len(records)
+    scores = np.tile(clf.intercept_, (n, 1)).astype(float)
+    offset = 0
+    for _, transformer, columns in features.transformers_:
+        if transformer == "drop" or (not isinstance(columns, str) and len(columns) == 0):
             continue
-        if isinstance(columns, str):
-            texts = units[columns].tolist()
-            if isinstance(transformer, TfidfVectorizer):
-                blocks.append(_fast_text(transformer).transform(texts))
-            else:
-                blocks.append(transformer.transform(texts))
-        elif isinstance(transformer, StandardScaler):
-            x = units[columns].to_numpy(dtype=float)
-            x = (x - transformer.mean_) / transformer.scale_
-            blocks.append(sparse.csr_matrix(x))
+        if isinstance(columns, str) and isinstance(transformer, TfidfVectorizer):
+            fast = _fast_text(transformer)
+            coef = clf.coef_[:, offset:offset + fast.n_features]
+            rows, cols, values = fast.weights(_column(records, columns))
+            for k in range(coef.shape[0]):
+                scores[:, k] += np.bincount(rows, weights=values * coef[k, cols], minlength=n)
+            offset += fast.n_features
+        elif isinstance(transformer, StandardScaler) and not isinstance(columns, str):
+            x = np.array([_column(records, c) for c in columns], dtype=float).T.reshape(n, len(columns))
+            if transformer.with_mean:
+                x = x - transformer.mean_
+            if transformer.with_std:
+                x = x / transformer.scale_
+            scores += x @ clf.coef_[:, offset:offset + len(columns)].T
+            offset += len(columns)
         else:
-            blocks.append(sparse.csr_matrix(transformer.transform(units[columns].to_numpy(dtype=float))))
-    clf = model.named_steps["clf"]
-    scores = sparse.hstack(blocks, format="csr") @ clf.coef_.T + clf.intercept_
-    scores = np.asarray(scores)
+            raise TypeError(f"fast_proba does not cover {type(transformer).__name__}")
+    if offset != clf.coef_.shape[1]:
+        raise TypeError("fast_proba: feature widths do not add up to the classifier's")
     if scores.shape[1] == 1:  # binary problem
         scores = np.hstack([-scores, scores])
     scores -= scores.max(axis=1, keepdims=True)
@@ -333,18 +349,25 @@ def _fast_proba(model, units: pd.DataFrame):
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def predict_units(model, units: pd.DataFrame) -> pd.DataFrame:
+def predict_records(model, records) -> list[tuple[str, float]]:
+    """(model_class, probability) per unit, without pandas."""
     try:
-        proba = _fast_proba(model, units)
+        proba = fast_proba(model, records)
     except (AttributeError, KeyError, TypeError, ValueError):
-        proba = model.predict_proba(units)
-    classes = list(model.classes_)
+        frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
+        proba = model.predict_proba(frame)
+    order = [CLASSES.index(c) for c in model.classes_]
+    full = np.zeros((len(proba), len(CLASSES)))
+    full[:, order] = proba
+    best = full.argmax(axis=1)
+    return [(CLASSES[i], float(full[r, i])) for r, i in enumerate(best)], full
+
+
+def predict_units(model, units: pd.DataFrame) -> pd.DataFrame:
+    predicted, full = predict_records(model, units)
     out = units[["level", "rules_class"]].copy()
-    full = np.zeros((len(units), len(CLASSES)))
-    for j, c in enumerate(classes):
-        full[:, CLASSES.index(c)] = proba[:, j]
-    out["model_class"] = [CLASSES[i] for i in full.argmax(axis=1)]
-    out["model_probability"] = full.max(axis=1)
+    out["model_class"] = [c for c, _ in predicted]
+    out["model_probability"] = full.max(axis=1) if len(full) else []
     out[[f"p_{c}" for c in CLASSES]] = full
     return out
 

@@ -124,7 +124,11 @@ def test_model_fast_probabilities_equal_predict_proba(root):
 
     units = _gold_units(root)
     model = load_model()
-    assert np.allclose(model_mod._fast_proba(model, units), model.predict_proba(units), rtol=0, atol=1e-12)
+    expected = model.predict_proba(units)
+    assert np.allclose(model_mod.fast_proba(model, units), expected, rtol=0, atol=1e-12)
+    records = units.to_dict("records")  # the pandas-free path a single web request takes
+    assert np.allclose(model_mod.fast_proba(model, records), expected, rtol=0, atol=1e-12)
+    assert np.allclose(model_mod.fast_proba(model, records[:1]), expected[:1], rtol=0, atol=1e-12)
 
 
 def test_model_reuses_the_pipelines_level_mentions(analyze):
