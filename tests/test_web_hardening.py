@@ -61,3 +61,42 @@ def test_server_keeps_answering_under_load_while_hostile_requests_arrive():
     not_refused = [(p, s) for p, s in refused if not (isinstance(s, int) and 400 <= s < 500)]
     assert not_refused == []
     assert alive == 200
+
+
+def test_one_analysis_at_a_time_per_process_for_api_and_page(nlp, monkeypatch):
+    """Concurrent requests queue for the analysis instead of sharing the GIL (the load bench's tail)."""
+    import report_nlp
+
+    real, lock = report_nlp.analyze, threading.Lock()
+    state = {"now": 0, "most": 0, "calls": 0}
+
+    def counting(*args, **kwargs):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            state["calls"] += 1
+        try:
+            time.sleep(0.02)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(report_nlp, "analyze", counting)
+    api = TestClient(create_app())
+    codes = []
+
+    def post(i: int) -> None:
+        if i % 2:
+            r = api.post("/api/analyze", json={"text": "L4-5: moderate left foraminal stenosis."})
+        else:
+            r = api.post("/", data={"text": "L4-5: mild disc bulge."})
+        codes.append(r.status_code)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [200] * 12 and state["calls"] == 12
+    assert state["most"] == 1

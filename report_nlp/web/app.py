@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from importlib.resources import files
 from typing import Optional
 from urllib.parse import parse_qs
@@ -13,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ReportNLPError
@@ -23,6 +25,10 @@ MAX_BODY = 256 * 1024
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 HERE = files("report_nlp.web")
+# One analysis at a time per process: threads would share one core through the GIL (every request in
+# flight slowed alike, switching costs on top); queued one by one, each finishes at full speed and the
+# latency tail is shorter. Processes (``--workers``) give the parallelism.
+ANALYSIS_LOCK = threading.Lock()
 
 
 class AnalyzeRequest(BaseModel):
@@ -152,8 +158,12 @@ def create_app() -> FastAPI:
         if error is None:
             from .. import analyze
 
+            def locked():
+                with ANALYSIS_LOCK:
+                    return analyze(text, exam=exam)
+
             try:
-                result = analyze(text, exam=exam)
+                result = await run_in_threadpool(locked)  # the event loop keeps answering meanwhile
             except ReportNLPError as exc:
                 error = str(exc)
         status = 200 if error is None else 422
@@ -174,7 +184,8 @@ def create_app() -> FastAPI:
         """
         from .. import analyze
 
-        result = analyze(request.text, exam=request.exam, concepts=request.concepts)
+        with ANALYSIS_LOCK:
+            result = analyze(request.text, exam=request.exam, concepts=request.concepts)
         return Response(result.model_dump_json(), media_type="application/json")
 
     @app.get("/api/schema", summary="JSON Schema of the Result contract")
