@@ -211,6 +211,43 @@ def evaluate(
             out.print(f"[{e['report_id']}] {e['error']} {e['kind']} {e['level']} {e['side']} {e['wrong'] or ''}: {e['sentence']}", highlight=False)
 
 
+@app.command("evaluate-negation")
+def evaluate_negation(
+    corpus: str = typer.Argument(..., help="Concept-negation JSONL (corpora/negation_test.jsonl)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json"),
+    errors: bool = typer.Option(False, "--errors", help="List every sentence where the system disagrees with the label."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score medspaCy's default ConText rules."),
+):
+    """Score negation of user concepts (``--concept``) against a labelled sentence corpus.
+
+    Example: report-nlp evaluate-negation corpora/negation_test.jsonl
+    """
+    from .corpus import read_negation
+    from .evaluate import evaluate_negation as run
+
+    if not Path(corpus).exists():
+        fail(f"file not found: {corpus}")
+    try:
+        rows = read_negation(corpus)
+    except ValueError as exc:
+        fail(str(exc))
+    scores = run(rows, ("report_nlp", "medspacy_default") if baseline else ("report_nlp",))
+    if fmt == "json":
+        payload = {name: {k: v for k, v in s.items() if k != "errors" or errors} for name, s in scores.items()}
+        out.print_json(json.dumps(payload))
+        return
+    t = Table(title=f"negation of concepts, {len(rows)} sentences ({scores['report_nlp']['negated']} negated)")
+    for col in ("system", "precision", "recall", "f1", "accuracy", "not found"):
+        t.add_column(col, justify="right" if col != "system" else "left")
+    for name, s in scores.items():
+        t.add_row(name, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", f"{s['accuracy']:.3f}", str(s["not_found"]))
+    out.print(t)
+    if errors:
+        for e in scores["report_nlp"]["errors"]:
+            out.print(f"[{e['id']}] gold negated={e['gold_negated']} predicted={e['predicted']} {e['concept']!r}: {e['text']}",
+                      highlight=False, markup=False)
+
+
 @app.command()
 def train(
     corpus: str = typer.Option("corpora/gold.jsonl", "--corpus", help="Gold train split to fit on."),

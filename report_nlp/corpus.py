@@ -1,10 +1,11 @@
 """The gold corpus: reading and checking ``corpora/*.jsonl`` rows (GoldReport)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator
 
-from .schema import GoldReport
+from .schema import GoldReport, NegationItem
 
 
 def read_gold(path: str | Path) -> list[GoldReport]:
@@ -32,3 +33,26 @@ def offset_problems(report: GoldReport) -> Iterator[str]:
 def corpus_json_schema() -> dict:
     return GoldReport.model_json_schema()
 
+
+
+def concept_spans(text: str, concept: str) -> list[tuple[int, int]]:
+    """Where the concept phrase occurs: case-insensitive, on word boundaries, any whitespace between words."""
+    words = [re.escape(w) for w in concept.split()]
+    return [m.span() for m in re.finditer(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", text, re.I)]
+
+
+def read_negation(path: str | Path) -> list[NegationItem]:
+    """A concept-negation JSONL file, validated: the concept must occur exactly once in its text."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = NegationItem.model_validate_json(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{n}: not a valid negation row: {exc}") from None
+            if len(concept_spans(row.text, row.concept)) != 1:
+                raise ValueError(f"{path}:{n}: concept {row.concept!r} must occur exactly once in its text")
+            rows.append(row)
+    return rows

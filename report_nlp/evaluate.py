@@ -241,3 +241,51 @@ def compare_systems(gold: list[GoldReport], systems=("rules", "model", "hybrid")
             "brier": float(((p - truth) ** 2).sum(axis=1).mean()),
         })
     return pd.DataFrame(rows).set_index("system")
+
+
+def predict_negation(rows: list, system: str = "report_nlp") -> list[Optional[bool]]:
+    """For each row, whether the pipeline calls its concept negated (None: the concept was not found)."""
+    from .analysis import analyze_texts
+    from .corpus import concept_spans
+
+    nlp = None
+    if system == "medspacy_default":
+        from .pipeline.build import build_pipeline
+
+        nlp = build_pipeline(context_rules="medspacy_default")
+    out: list[Optional[bool]] = []
+    for row in rows:
+        (start, end), = concept_spans(row.text, row.concept)
+        result = next(analyze_texts([row.text], concepts=[row.concept], nlp=nlp))
+        hits = [f for f in result.findings if f.kind == "concept" and f.start < end and start < f.end]
+        out.append(hits[0].negated if hits else None)
+    return out
+
+
+def score_negation(rows: list, predicted: list[Optional[bool]], system: str = "report_nlp") -> dict:
+    """Negation as the positive class: precision, recall, F1 and accuracy; a concept not found counts as
+    not negated (and is counted apart). ``errors``: every disagreement with its sentence."""
+    tp = fp = fn = tn = missing = 0
+    errors = []
+    for row, pred in zip(rows, predicted):
+        missing += pred is None
+        got = bool(pred)
+        if got and row.negated:
+            tp += 1
+        elif got:
+            fp += 1
+        elif row.negated:
+            fn += 1
+        else:
+            tn += 1
+        if got != row.negated:
+            errors.append({"id": row.id, "concept": row.concept, "gold_negated": row.negated,
+                           "predicted": "not found" if pred is None else got, "text": row.text})
+    p, r, f = prf(tp, fp, fn)
+    return {"system": system, "rows": len(rows), "negated": tp + fn, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+            "not_found": missing, "precision": p, "recall": r, "f1": f,
+            "accuracy": round((tp + tn) / len(rows), 4) if rows else 0.0, "errors": errors}
+
+
+def evaluate_negation(rows: list, systems: Iterable[str] = SYSTEMS) -> dict[str, dict]:
+    return {system: score_negation(rows, predict_negation(rows, system), system) for system in systems}

@@ -217,6 +217,23 @@ class GoldReport(_Model):
     exam: Optional[Exam] = None
 
 
+class NegationItem(_Model):
+    """One row of corpora/negation*.jsonl: a sentence, a concept phrase in it, and whether it is negated."""
+
+    id: str
+    text: str
+    concept: str
+    negated: bool
+    source: Optional[str] = None  # which writer / note style
+
+    @field_validator("concept")
+    @classmethod
+    def _concept_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("concept is blank")
+        return v
+
+
 def result_json_schema() -> dict:
     """JSON Schema of ``Result`` (``report-nlp schema``)."""
     return Result.model_json_schema()

@@ -12,7 +12,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..resources import load_rules
-from .targets import SPAN_GROUP
+from .targets import CONCEPT_LABEL, SPAN_GROUP
 
 ATTRIBUTES = {
     "NEGATED_EXISTENCE": {"is_negated": True},
@@ -50,6 +50,7 @@ class ReportContext:
 
     def __init__(self, nlp: Language, name: str, rules: str = "report_nlp"):
         self.name = name
+        self.trim_at_concepts = rules != "medspacy_default"
         if rules == "medspacy_default":
             # the evaluation baseline: medspaCy's own English rules, same targets and attributes
             self.context = ConText(nlp, name=f"{name}_context", rules="default", input_span_type="group",
@@ -99,6 +100,8 @@ class ReportContext:
         for match_id, start, end in matcher(doc):
             rule = matcher.rule_map[ctx.nlp.vocab[match_id].text]
             modifiers.append(ConTextModifier(rule, start, end, doc, max_scope=ctx.max_scope))
+        if self.trim_at_concepts:
+            modifiers = _trim_at_concepts(modifiers, targets, doc, ctx.max_scope)
         items = [(t.start, t.end, 0, i) for i, t in enumerate(targets)]
         for k, m in enumerate(modifiers):
             ends = (*m.modifier_span, *m.scope_span)
@@ -128,6 +131,29 @@ class ReportContext:
         doc._.context_graph = ConTextGraph(targets=targets, modifiers=modifiers, edges=edges,
                                            prune_on_modifier_overlap=ctx.prune_on_target_overlap)
         return doc
+
+
+def _trim_at_concepts(modifiers: list, targets: list, doc: Doc, max_scope) -> list:
+    """A user concept's own words are not a cue about it: "patent" in "patent foramen ovale", "new" of
+    "no new" in "no new infarct". medspaCy lets no modifier touch a target it overlaps, so such a cue
+    would hide the concept from the real one ("negative for patent foramen ovale"). A modifier that
+    overlaps a concept keeps only its part before the concept (else after it); one inside is dropped.
+    Spine targets are left as they are (their rules are written around their own words)."""
+    concepts = sorted((t.start, t.end) for t in targets if t.label_ == CONCEPT_LABEL)
+    if not concepts:
+        return modifiers
+    kept = []
+    for m in modifiers:
+        start, end = m.modifier_span
+        hits = [(a, b) for a, b in concepts if a < end and start < b]
+        if not hits:
+            kept.append(m)
+            continue
+        if start < hits[0][0]:
+            kept.append(ConTextModifier(m.rule, start, hits[0][0], doc, max_scope=max_scope))
+        elif end > hits[-1][1]:
+            kept.append(ConTextModifier(m.rule, hits[-1][1], end, doc, max_scope=max_scope))
+    return kept
 
 
 def _update_scopes(modifiers: list) -> None:

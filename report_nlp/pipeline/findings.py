@@ -2,7 +2,8 @@
 
 Findings in HISTORY / INDICATION / TECHNIQUE / COMPARISON text are the reason for the exam or the
 past, not imaging findings: they are kept out of ``findings``; red-flag wording in the history text
-is returned separately for the guideline.
+is returned separately for the guideline. User concepts are kept wherever they are (a note's
+"History:" is where "denies chest pain" lives), with their ``section`` so a caller can filter.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def to_findings(doc: Doc, original: str, offset: int = 0) -> list[Finding]:
     """Findings of one Doc; ``original`` is the user's text (the Doc holds its cleaned copy)."""
     out = []
     for raw in doc._.report_findings:
-        if raw["section"] in EXCLUDED_SECTIONS:
+        if raw["section"] in EXCLUDED_SECTIONS and raw["kind"] != "concept":
             continue
         start, end = raw["start"] + offset, raw["end"] + offset
         out.append(
