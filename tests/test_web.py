@@ -86,3 +86,18 @@ def test_web_serve_binds_localhost_by_default():
 
     res = CliRunner().invoke(app, ["serve", "--help"])
     assert "127.0.0.1" in res.output
+
+
+def test_web_security_headers_on_every_kind_of_response(client):
+    """Page, API, static file, validation error and 404 all carry CSP, nosniff, no referrer, no caching."""
+    responses = [client.get("/"), client.post("/api/analyze", json={"text": "L4-5: mild disc bulge."}),
+                 client.get("/healthz"), client.post("/api/analyze", json={"text": 42}), client.get("/nowhere")]
+    static = [p for p in client.get("/").text.split('"') if p.startswith("/static/")]
+    assert static
+    responses.append(client.get(static[0]))
+    for r in responses:
+        assert "default-src 'self'" in r.headers["content-security-policy"], r.url
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["cache-control"] == "no-store"
+    assert [r.status_code for r in responses] == [200, 200, 200, 422, 404, 200]
