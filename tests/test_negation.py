@@ -48,7 +48,7 @@ def test_negation_read_refuses_a_concept_not_in_its_text(tmp_path):
 
 
 def test_negation_held_out_scores_hold_and_beat_medspacy_defaults(held_out):
-    """A floor under the figure measured once on the held-out split (0.958), not a tuning target."""
+    """A floor under the figure measured on the held-out split (0.952), not a tuning target."""
     scores = evaluate_negation(held_out)
     ours, base = scores["report_nlp"], scores["medspacy_default"]
     assert ours["rows"] == len(held_out) and ours["tp"] + ours["fp"] + ours["fn"] + ours["tn"] == len(held_out)
@@ -67,6 +67,12 @@ def test_negation_held_out_scores_hold_and_beat_medspacy_defaults(held_out):
     ("The right lower lobe consolidation has not resolved.", "consolidation", False),
     ("Findings do not exclude malignancy; tissue sampling is recommended.", "malignancy", False),
     ("Patient was not able to tolerate PO due to persistent vomiting.", "persistent vomiting", False),
+    ("Troponin negative x2.", "troponin", True),
+    ("No improvement in her dyspnea despite diuresis.", "dyspnea", False),
+    ("A 7 mm pulmonary nodule, not seen on the prior examination, warrants follow-up.", "pulmonary nodule", False),
+    ("The hyperdense focus represents calcification instead of hemorrhage.", "hemorrhage", True),
+    ("Absence of flow in the left testis, compatible with torsion.", "torsion", False),
+    ("Myocardial infarction ruled out with serial troponins.", "myocardial infarction", True),
 ])
 def test_negation_rules_for_clinical_text(analyze, text, concept, negated):
     found = [f for f in analyze(text, concepts=[concept]).findings if f.kind == "concept"]
