@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import threading
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Iterable, Iterator, Optional
@@ -211,15 +214,25 @@ def _worker_run(payload):
     return [r.model_dump(mode="json") for r in analyze_texts(texts, exams=exams, concepts=concepts, report_ids=ids)]
 
 
-def _worker_init():
+def _worker_init(parent: int):
     from . import load
 
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="report-nlp-orphan-watch", daemon=True).start()
     load()
 
 
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """A worker whose parent was killed (kill -9, OOM) would wait on its queue forever, holding a
+    pipeline's memory: it leaves as soon as it is handed to another parent."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
+
+
 def worker_pool(n_process: int) -> ProcessPoolExecutor:
-    """A pool whose workers each build the pipeline once from the rule files (nothing is pickled but text)."""
-    return ProcessPoolExecutor(max_workers=n_process, initializer=_worker_init)
+    """A pool whose workers each build the pipeline once from the rule files (nothing is pickled but text)
+    and exit on their own if this process dies."""
+    return ProcessPoolExecutor(max_workers=n_process, initializer=_worker_init, initargs=(os.getpid(),))
 
 
 def analyze_parallel(texts, n_process: int, batch_size: int, exams=None, concepts=None, report_ids=None,

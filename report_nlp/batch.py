@@ -12,7 +12,9 @@ import csv
 import json
 import logging
 import os
+import queue
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,7 +212,8 @@ class SQLiteWriter:
         self.path = path
         if not resume and os.path.exists(path):
             os.remove(path)
-        self.db = sqlite3.connect(path)
+        # check_same_thread off: with worker processes a WriteBehind thread does the writes, never two at once
+        self.db = sqlite3.connect(path, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(
             """
@@ -440,6 +443,46 @@ class FileWriter:
         pass
 
 
+class WriteBehind:
+    """With worker processes the parent writes chunk k in this thread while the workers analyse chunk
+    k+1 (otherwise they sit idle through every write). At most one chunk waits; chunks are written in
+    order, each in its own transaction as before, so a kill still leaves whole chunks only. An error in
+    the thread is raised in the caller at its next ``write`` or at ``drain``."""
+
+    def __init__(self, writer) -> None:
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: Optional[BaseException] = None
+        self.thread = threading.Thread(target=self._loop, name="report-nlp-writer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is None:  # after a failure, later chunks are dropped (they were never committed)
+                try:
+                    self.writer.write(*item)
+                except BaseException as exc:  # handed to the caller
+                    self.error = exc
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
+        self._raise()
+        self.queue.put((chunk, rows_in, results, findings, errors))
+
+    def drain(self) -> None:
+        """Wait until every handed chunk is written; raise the thread's error if there was one."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+        self._raise()
+
+
 def open_writer(out: str, resume: bool):
     if is_url(out):
         from sqlalchemy.exc import DBAPIError
@@ -583,7 +626,7 @@ def run(
     writer = open_writer(out, resume)
     summary = Summary()
     t0 = time.perf_counter()
-    pool = None
+    pool = behind = None
     if workers > 1:
         from .analysis import worker_pool
 
@@ -593,6 +636,9 @@ def run(
         done_rows = writer.done_rows() if chunk_no else 0
         summary.resumed_chunks, summary.resumed_rows = chunk_no, done_rows
         seen = writer.seen_ids() if chunk_no else set()
+        if pool is not None:
+            behind = WriteBehind(writer)
+        write = behind.write if behind is not None else writer.write
         row = 0
         for df in read_chunks(input_path, id_col, text_col, chunk_size, query):
             if row + len(df) <= done_rows:  # committed before the interruption
@@ -607,7 +653,7 @@ def run(
             if text_col not in df.columns and len(df):
                 raise InputError(f"no text column {text_col!r} in input (columns: {', '.join(map(str, df.columns))})")
             results, findings, errors, chars = process_chunk(df, row, id_col, text_col, exam_cols, seen, pool, workers)
-            writer.write(chunk_no, n, results, findings, errors)
+            write(chunk_no, n, results, findings, errors)
             chunk_no += 1
             row += n
             summary.chars += chars
@@ -621,8 +667,15 @@ def run(
             if progress:
                 progress(summary)
         summary.rows_in = row
+        if behind is not None:
+            behind.drain()
         summary.results, summary.errors, summary.findings = writer.counts()
     finally:
+        if behind is not None and behind.thread.is_alive():  # an error in this thread: commit what was handed over
+            try:
+                behind.drain()
+            except BaseException:  # the error already on its way out is the one to report
+                pass
         writer.close()
         if pool is not None:
             pool.shutdown()

@@ -125,3 +125,31 @@ def test_exam_list_columns_from_parquet_arrive_as_lists():
 
     exam = exam_from_row({"exam_pain_distribution": np.array(["L5", "dorsum of foot"]), "exam_side": "left"}, None)
     assert exam == {"side": "left", "pain_distribution": ["L5", "dorsum of foot"]}
+
+
+def test_batch_write_behind_keeps_order_and_hands_back_the_writers_error():
+    from report_nlp.batch import WriteBehind
+
+    class Writer:
+        def __init__(self):
+            self.chunks = []
+
+        def write(self, chunk, rows_in, results, findings, errors):
+            if chunk == 3:
+                raise RuntimeError("disk full")
+            self.chunks.append(chunk)
+
+    ok = Writer()
+    behind = WriteBehind(ok)
+    for k in range(3):
+        behind.write(k, 1, [], [], [])
+    behind.drain()
+    assert ok.chunks == [0, 1, 2] and not behind.thread.is_alive()
+
+    failing = Writer()
+    behind = WriteBehind(failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        for k in range(10):
+            behind.write(k, 1, [], [], [])
+        behind.drain()
+    assert failing.chunks == [0, 1, 2]  # nothing after the failed chunk is written

@@ -27,6 +27,7 @@ from synth import reports  # noqa: E402
 
 CLI = [sys.executable, "-c", "from report_nlp.cli import app; app()"]
 ROWS = int(os.environ.get("REPORT_NLP_FAULT_ROWS", "1200"))
+KILL_CHUNK = 30  # the killed runs commit small chunks (and resume with the full run's 60: any size resumes by rows)
 KILLS = 10
 
 
@@ -95,23 +96,23 @@ def run_cli(src: Path, out: str, *extra: str, env=None) -> subprocess.CompletedP
                           text=True, env=env)
 
 
-def kill_and_resume(src: Path, out: str, kills: int, seed: int) -> list[int]:
+def kill_and_resume(src: Path, out: str, kills: int, seed: int, workers: int = 1) -> list[int]:
     """Start the run; SIGKILL it at a random point; resume; repeat. The kill points are spread over the
-    whole run (random progress targets up to 80% of the chunks), each after something new was committed.
+    whole run (random progress targets up to 70% of the chunks), each after something new was committed.
     Returns the progress count seen at each kill."""
     rng = random.Random(seed)
-    chunks = -(-src.read_bytes().count(b"\n") // 60)  # progress_rows counts committed chunks
-    targets = sorted(rng.randrange(1, max(2, int(chunks * 0.8))) for _ in range(kills))
+    chunks = -(-src.read_bytes().count(b"\n") // KILL_CHUNK)  # progress_rows counts committed chunks
+    targets = sorted(rng.randrange(1, max(2, int(chunks * 0.7))) for _ in range(kills))
     seen = []
     for k in range(kills):
         before = max(progress_rows(out), 0)
         target = max(targets[k], before + 1)
-        args = CLI + ["batch", str(src), "--out", out, "--chunk-size", "60"] + (["--resume"] if k else [])
+        args = CLI + ["batch", str(src), "--out", out, "--chunk-size", str(KILL_CHUNK), "--workers", str(workers)] + (["--resume"] if k else [])
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 3600
         while time.time() < deadline and proc.poll() is None and progress_rows(out) < target:
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.5))  # mid-chunk, mid-write or between chunks
+        time.sleep(rng.uniform(0.0, 0.3))  # mid-chunk, mid-write or between chunks
         if proc.poll() is not None:
             break  # finished before this kill: nothing left to interrupt
         os.kill(proc.pid, signal.SIGKILL)
@@ -120,14 +121,15 @@ def kill_and_resume(src: Path, out: str, kills: int, seed: int) -> list[int]:
     return seen
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "parquet"])
-def test_ten_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path, kind):
+@pytest.mark.parametrize("kind, workers", [("sqlite", 2), ("parquet", 1)])
+def test_ten_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path, kind, workers):
+    """SQLite with two worker processes (the parent writes behind, in a thread), Parquet in-process."""
     src = write_input(tmp_path / "in.jsonl", ROWS)
     suffix = ".db" if kind == "sqlite" else "_parquet"
     full, killed = str(tmp_path / f"full{suffix}"), str(tmp_path / f"killed{suffix}")
     assert run_cli(src, full).returncode == 0
-    kills = kill_and_resume(src, killed, KILLS, seed=ROWS + len(kind))
-    print(f"{kind}: {ROWS} rows, SIGKILL at committed chunks {kills}")
+    kills = kill_and_resume(src, killed, KILLS, seed=ROWS + len(kind), workers=workers)
+    print(f"{kind}, {workers} worker(s): {ROWS} rows, SIGKILL at committed chunks {kills}")
     assert len(kills) == KILLS, f"the run finished after {len(kills)} kills: make it longer"
     assert kills == sorted(kills), "progress went backwards"
     resumed = run_cli(src, killed, "--resume")
@@ -237,3 +239,31 @@ def test_postgres_down_longer_than_the_retry_window_stops_resumably(tmp_path, po
     resumed = run_cli(src, url, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert tables(url) == tables(full)
+
+
+def test_workers_exit_when_the_batch_parent_is_killed(tmp_path):
+    """kill -9 of `report-nlp batch --workers 2` leaves no worker behind holding a pipeline's memory."""
+    src = write_input(tmp_path / "in.jsonl", 600)
+    out = str(tmp_path / "o.db")
+    proc = subprocess.Popen(CLI + ["batch", str(src), "--out", out, "--chunk-size", "30", "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and progress_rows(out) < 1:
+        time.sleep(0.05)
+    children = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()]
+    assert len(children) >= 2, "the pool's workers should be running"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    alive = children
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in children if Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)]
+    assert alive == [], f"orphaned workers still running: {alive}"
+
+
+def _state(pid: int) -> str:
+    try:
+        return next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:")).lower()
+    except (OSError, StopIteration):
+        return "zombie"
