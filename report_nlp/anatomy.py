@@ -26,17 +26,12 @@ class ExamVocabulary:
         anatomy = load_rules("anatomy")
         roots = anatomy["roots"]
         self.filler = re.compile(r"\b(?:" + "|".join(map(re.escape, anatomy["exam_filler_words"])) + r")\b")
-        self.entries: list[tuple[str, str, str]] = []  # (phrase, root, what)
-        for root, table in roots.items():
-            for what in ("dermatome", "myotome", "reflex"):
-                for phrase in table[what]:
-                    self.entries.append((_norm(phrase), root, what))
-        self.entries.sort(key=lambda e: -len(e[0]))
-        # the phrase as it is compared: linking words out, spaces squeezed (done once, not per exam term)
-        self._compared = []
-        for phrase, root, kind in self.entries:
-            p = re.sub(r"\b(?:the|of|over|in|on|at|and)\b", " ", phrase)
-            self._compared.append((re.sub(r"\s+", " ", p).strip(), root, kind))
+        linking = re.compile(r"\b(?:" + "|".join(map(re.escape, anatomy["phrase_linking_words"])) + r")\b")
+        entries = sorted(((_norm(phrase), root, what) for root, table in roots.items()
+                          for what in ("dermatome", "myotome", "reflex") for phrase in table[what]),
+                         key=lambda e: -len(e[0]))
+        # (phrase as compared: linking words out, spaces squeezed; root; what), longest phrase first
+        self.entries = [(re.sub(r"\s+", " ", linking.sub(" ", phrase)).strip(), root, what) for phrase, root, what in entries]
         self._memo: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
 
     def roots_for(self, term: str, what: tuple[str, ...]) -> list[str]:
@@ -55,7 +50,7 @@ class ExamVocabulary:
         text = re.sub(r"\s+", " ", text)
         found: list[str] = []
         best = 0
-        for p, root, kind in self._compared:
+        for p, root, kind in self.entries:
             if kind not in what:
                 continue
             if p and f" {p} " in text:

@@ -1006,19 +1006,8 @@ def write_outputs(result: AuditResult, out_dir: str, fmt: str = "parquet", out_d
 
 def write_sql(result: AuditResult, url: str) -> dict[str, str]:
     """Write the tables back to a database (replacing earlier audit_* tables)."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import SQLAlchemyError
+    from .cohort import write_tables
 
-    try:
-        engine = create_engine(url)
-    except (SQLAlchemyError, ValueError) as exc:
-        raise InputError(f"cannot open the output database URL ({type(exc).__name__})") from None
-    try:
-        with engine.begin() as conn:
-            for name, df in (("audit_cases", result.cases), ("audit_summary", result.summary), ("audit_issues", result.issues)):
-                df.to_sql(name, conn, if_exists="replace", index=False)
-    except SQLAlchemyError as exc:
-        raise InputError(f"cannot write the audit tables to the database ({type(exc).__name__})") from None
-    finally:
-        engine.dispose()
+    write_tables({"audit_cases": result.cases, "audit_summary": result.summary, "audit_issues": result.issues}, url,
+                 "the audit tables")
     return {f"db:{n}": f"{n}" for n in ("audit_cases", "audit_summary", "audit_issues")}

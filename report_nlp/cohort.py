@@ -243,6 +243,12 @@ def write_cohort(out: str, n: int = 5000, seed: int = 0, fmt: str = "csv", db: O
 
 def write_sql(frames: dict[str, pd.DataFrame], url: str) -> None:
     """The three input tables in a database (replaced if they exist), as an extract would be."""
+    write_tables({name: frames[name] for name in ("studies", "episodes", "referrals")}, url, "the cohort", "database URL")
+
+
+def write_tables(frames: dict[str, pd.DataFrame], url: str, what: str, target: str = "the output database URL") -> None:
+    """Tables into a SQLAlchemy database in one transaction, each replacing an earlier table of its name;
+    a bad URL or a failed write is an InputError naming only the exception type."""
     from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -251,12 +257,12 @@ def write_sql(frames: dict[str, pd.DataFrame], url: str) -> None:
     try:
         engine = create_engine(url)
     except (SQLAlchemyError, ValueError) as exc:
-        raise InputError(f"cannot open database URL ({type(exc).__name__})") from None
+        raise InputError(f"cannot open {target} ({type(exc).__name__})") from None
     try:
         with engine.begin() as conn:
-            for name in ("studies", "episodes", "referrals"):
-                frames[name].to_sql(name, conn, if_exists="replace", index=False)
+            for name, df in frames.items():
+                df.to_sql(name, conn, if_exists="replace", index=False)
     except SQLAlchemyError as exc:
-        raise InputError(f"cannot write the cohort to the database ({type(exc).__name__})") from None
+        raise InputError(f"cannot write {what} to the database ({type(exc).__name__})") from None
     finally:
         engine.dispose()

@@ -8,19 +8,23 @@ from typing import Iterator
 from .schema import GoldReport, NegationItem
 
 
-def read_gold(path: str | Path) -> list[GoldReport]:
-    """All rows of a gold JSONL file, validated; a bad row raises ValueError naming its line."""
+def _read_jsonl(path: str | Path, model, what: str) -> list:
+    """All rows of a JSONL file validated as ``model``; a bad row raises ValueError naming its line."""
     rows = []
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                rows.append(GoldReport.model_validate_json(line))
+                rows.append(model.model_validate_json(line))
             except ValueError as exc:
-                msg = f"{path}:{n}: not a valid gold row: {exc}"
-                raise ValueError(msg) from None
+                raise ValueError(f"{path}:{n}: not a valid {what} row: {exc}") from None
     return rows
+
+
+def read_gold(path: str | Path) -> list[GoldReport]:
+    """All rows of a gold JSONL file, validated; a bad row raises ValueError naming its line."""
+    return _read_jsonl(path, GoldReport, "gold")
 
 
 def offset_problems(report: GoldReport) -> Iterator[str]:
@@ -43,16 +47,8 @@ def concept_spans(text: str, concept: str) -> list[tuple[int, int]]:
 
 def read_negation(path: str | Path) -> list[NegationItem]:
     """A concept-negation JSONL file, validated: the concept must occur exactly once in its text."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = NegationItem.model_validate_json(line)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{n}: not a valid negation row: {exc}") from None
-            if len(concept_spans(row.text, row.concept)) != 1:
-                raise ValueError(f"{path}:{n}: concept {row.concept!r} must occur exactly once in its text")
-            rows.append(row)
+    rows = _read_jsonl(path, NegationItem, "negation")
+    for n, row in enumerate(rows, 1):
+        if len(concept_spans(row.text, row.concept)) != 1:
+            raise ValueError(f"{path}: row {n} ({row.id}): concept {row.concept!r} must occur exactly once in its text")
     return rows

@@ -293,14 +293,10 @@ class FastTfidf:
         return sparse.csr_matrix((values, (rows, cols)), shape=(len(texts), self.n_features))
 
 
-_FAST: dict[int, FastTfidf] = {}
-
-
+@lru_cache(maxsize=8)
 def _fast_text(vectorizer) -> FastTfidf:
-    fast = _FAST.get(id(vectorizer))
-    if fast is None or fast.vocab is not vectorizer.vocabulary_:
-        fast = _FAST[id(vectorizer)] = FastTfidf(vectorizer)
-    return fast
+    """One FastTfidf per fitted vectorizer (estimators hash by identity)."""
+    return FastTfidf(vectorizer)
 
 
 def _column(records, name: str) -> list:
@@ -349,8 +345,8 @@ def fast_proba(model, records) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def predict_records(model, records) -> list[tuple[str, float]]:
-    """(model_class, probability) per unit, without pandas."""
+def predict_records(model, records) -> tuple[list[tuple[str, float]], np.ndarray]:
+    """(model_class, probability) per unit, and the probabilities of every class in CLASSES order; no pandas."""
     try:
         proba = fast_proba(model, records)
     except (AttributeError, KeyError, TypeError, ValueError):

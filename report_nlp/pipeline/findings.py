@@ -14,6 +14,7 @@ from spacy.tokens import Doc
 
 from ..resources import load_rules
 from ..schema import Cue, Finding, RedFlagMention, Study
+from .targets import CONCEPT_LABEL
 
 EXCLUDED_SECTIONS = {"history", "technique", "comparison"}
 
@@ -22,7 +23,7 @@ def to_findings(doc: Doc, original: str, offset: int = 0) -> list[Finding]:
     """Findings of one Doc; ``original`` is the user's text (the Doc holds its cleaned copy)."""
     out = []
     for raw in doc._.report_findings:
-        if raw["section"] in EXCLUDED_SECTIONS and raw["kind"] != "concept":
+        if raw["section"] in EXCLUDED_SECTIONS and raw["kind"] != CONCEPT_LABEL:
             continue
         start, end = raw["start"] + offset, raw["end"] + offset
         out.append(
