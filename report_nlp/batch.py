@@ -36,6 +36,9 @@ FINDING_COLUMNS = ["report_id", "finding_index", "kind", "level", "side", "zone"
                    "severity", "grade", "negated", "uncertain", "historical", "hypothetical", "certainty",
                    "section", "text", "start", "end"]
 ERROR_COLUMNS = ["report_id", "row_number", "stage", "reason"]
+# the one statement of the output column types (every other column is text): SQL tables, Parquet parts and Spark
+INT_COLUMNS = frozenset({"n_findings", "n_present", "max_grade", "finding_index", "grade", "start", "end", "row_number"})
+BOOL_COLUMNS = frozenset({"invasive_allowed", "roots_inferred", "negated", "uncertain", "historical", "hypothetical"})
 RETRY_SECONDS = float(os.environ.get("REPORT_NLP_DB_RETRY_SECONDS", "60"))  # how long a lost database is waited for
 
 
@@ -266,11 +269,11 @@ class SQLWriter:
 
         self.engine = create_engine(url, pool_pre_ping=True)
         md = MetaData()
-        types = {"n_findings": Integer, "n_present": Integer, "max_grade": Integer, "invasive_allowed": Boolean,
-                 "finding_index": Integer, "roots_inferred": Boolean, "grade": Integer, "negated": Boolean, "uncertain": Boolean,
-                 "historical": Boolean, "hypothetical": Boolean, "start": Integer, "end": Integer, "row_number": Integer}
+        def kind(col):
+            return Integer if col in INT_COLUMNS else Boolean if col in BOOL_COLUMNS else Text
+
         self.tables = {
-            name: Table(name, md, *[Column(c, types.get(c, Text)) for c in cols])
+            name: Table(name, md, *[Column(c, kind(c)) for c in cols])
             for name, cols in (("results", RESULT_COLUMNS), ("findings", FINDING_COLUMNS), ("errors", ERROR_COLUMNS))
         }
         self.progress = Table("_progress", md, Column("chunk", Integer, primary_key=True), Column("rows_in", Integer),
@@ -418,8 +421,10 @@ class FileWriter:
             df.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)  # quoted: a lone "\r" in evidence text stays in its field
         elif self.fmt == "jsonl":
             df.to_json(tmp, orient="records", lines=True)
-        else:
-            df.to_parquet(tmp, index=False)
+        else:  # one explicit schema: a column empty in one chunk must not change type between parts
+            import pyarrow.parquet as pq
+
+            pq.write_table(_arrow_table(rows, columns), tmp)
         os.replace(tmp, final)
 
     def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
@@ -441,6 +446,16 @@ class FileWriter:
 
     def close(self) -> None:
         pass
+
+
+def _arrow_table(rows: list[dict], columns: list[str]):
+    """Output rows under the fixed output types (int64, bool, string; all nullable), whatever the chunk held."""
+    import pyarrow as pa
+
+    def kind(col):
+        return pa.int64() if col in INT_COLUMNS else pa.bool_() if col in BOOL_COLUMNS else pa.string()
+
+    return pa.Table.from_pylist(rows, schema=pa.schema([pa.field(c, kind(c)) for c in columns]))
 
 
 class WriteBehind:

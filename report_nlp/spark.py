@@ -10,10 +10,10 @@ from typing import Iterator
 
 import pandas as pd
 
+from .batch import BOOL_COLUMNS as _BOOL
 from .batch import ERROR_COLUMNS, FINDING_COLUMNS, RESULT_COLUMNS, analyze_frame
+from .batch import INT_COLUMNS as _INT
 
-_INT = {"n_findings", "n_present", "max_grade", "finding_index", "grade", "start", "end", "row_number"}
-_BOOL = {"invasive_allowed", "roots_inferred", "negated", "uncertain", "historical", "hypothetical"}
 TABLES = {"results": RESULT_COLUMNS, "findings": FINDING_COLUMNS, "errors": ERROR_COLUMNS}
 
 

@@ -52,6 +52,31 @@ def test_batch_reads_jsonl_and_parquet_and_writes_files(tmp_path, fmt):
     assert sorted(results["report_id"]) == [f"r{i}" for i in range(5)]
 
 
+def test_parquet_parts_share_one_schema_when_a_column_is_empty_in_one_chunk(tmp_path):
+    """A chunk without errors or without graded findings wrote all-null columns as Parquet's null type, so
+    the parts of one table differed and a dataset reader over the folder (pyarrow, Spark) refused them."""
+    import pyarrow.dataset as ds
+
+    normal = "FINDINGS:\nL4-5: Normal disc. No stenosis.\n"
+    src = tmp_path / "in.jsonl"
+    # chunk 0: no error, no grade; chunk 1: an error and a graded finding
+    pd.DataFrame([{"id": "a", "text": normal}, {"id": "b", "text": normal},
+                  {"id": "c", "text": "  "}, {"id": "d", "text": GOOD}]).to_json(src, orient="records", lines=True)
+    out = tmp_path / "out"
+    s = run(str(src), str(out), chunk_size=2)
+    assert s.balanced and (s.results, s.errors) == (3, 1)
+    for name in ("results", "findings", "errors"):
+        parts = sorted(out.glob(f"{name}.part-*.parquet"))
+        assert len(parts) == 2
+        table = ds.dataset([str(p) for p in parts], format="parquet").to_table()
+        assert len({str(ds.dataset(str(p), format="parquet").schema) for p in parts}) == 1, name
+        if name == "findings":
+            assert table.schema.field("grade").type == "int64"
+            assert table.schema.field("negated").type == "bool"
+        if name == "errors":
+            assert table.num_rows == 1 and table.schema.field("row_number").type == "int64"
+
+
 def test_batch_folder_of_text_files_with_a_non_utf8_file(tmp_path):
     folder = tmp_path / "reports"
     folder.mkdir()
