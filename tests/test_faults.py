@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from report_nlp import batch
@@ -27,7 +29,7 @@ from synth import reports  # noqa: E402
 
 CLI = [sys.executable, "-c", "from report_nlp.cli import app; app()"]
 ROWS = int(os.environ.get("REPORT_NLP_FAULT_ROWS", "1200"))
-KILL_CHUNK = 30  # the killed runs commit small chunks (and resume with the full run's 60: any size resumes by rows)
+KILL_CHUNK = 20  # the killed runs commit small chunks (and resume with the full run's 60: any size resumes by rows)
 KILLS = 10
 
 
@@ -58,7 +60,8 @@ def tables(out: str) -> dict[str, list[tuple]]:
                 frames[name] = pd.read_sql(f"SELECT * FROM {name}", con)
         else:
             parts = sorted(Path(out).glob(f"{name}.part-*.parquet"))
-            frames[name] = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+            # concat_tables refuses parts whose schemas differ, as a dataset reader over the folder would
+            frames[name] = pa.concat_tables([pq.read_table(p) for p in parts]).to_pandas()
     out_rows = {}
     for name, df in frames.items():
         df = df.astype(object).where(df.notna(), None).sort_values(keys[name]).reset_index(drop=True)
@@ -110,9 +113,18 @@ def kill_and_resume(src: Path, out: str, kills: int, seed: int, workers: int = 1
         args = CLI + ["batch", str(src), "--out", out, "--chunk-size", str(KILL_CHUNK), "--workers", str(workers)] + (["--resume"] if k else [])
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 3600
-        while time.time() < deadline and proc.poll() is None and progress_rows(out) < target:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.3))  # mid-chunk, mid-write or between chunks
+        first_commit, committed = None, before
+        while time.time() < deadline and proc.poll() is None and committed < target:
+            time.sleep(0.01)
+            committed = progress_rows(out)
+            if first_commit is None and committed > before:
+                first_commit = (time.time(), committed)
+        # then a random moment within about one chunk's time (mid-chunk, mid-write or between chunks),
+        # measured on this run: a fixed delay lets a fast machine run to the end before the tenth kill
+        chunk_seconds = 0.3
+        if first_commit is not None and committed > first_commit[1]:
+            chunk_seconds = min(0.3, (time.time() - first_commit[0]) / (committed - first_commit[1]))
+        time.sleep(rng.uniform(0.0, chunk_seconds))
         if proc.poll() is not None:
             break  # finished before this kill: nothing left to interrupt
         os.kill(proc.pid, signal.SIGKILL)
