@@ -112,8 +112,12 @@ def print_result(result) -> None:
     if result.concordance is not None:
         c = result.concordance
         out.print(f"[bold]Concordance:[/] {c.overall} - {escape(c.explanation)}")
-        for v in c.per_finding:
-            out.print(f"  finding {v.finding_index}: {v.verdict}: {escape(v.explanation)}")
+        if len({(v.verdict, v.explanation) for v in c.per_finding}) == 1 and len(c.per_finding) > 1:
+            v = c.per_finding[0]  # e.g. no exam: one line, not the same line for every finding
+            out.print(f"  all {len(c.per_finding)} findings: {v.verdict}: {escape(v.explanation)}")
+        else:
+            for v in c.per_finding:
+                out.print(f"  finding {v.finding_index}: {v.verdict}: {escape(v.explanation)}")
         if c.unmapped_exam_terms:
             out.print(f"  [yellow]unmapped exam terms:[/] {escape(', '.join(c.unmapped_exam_terms))}")
     if result.recommendation is not None:

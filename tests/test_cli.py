@@ -19,6 +19,18 @@ def test_cli_analyze_table(tmp_path):
     assert "foraminal_stenosis" in res.output and "L4-L5" in res.output
 
 
+def test_cli_concordance_lines_one_per_finding_with_an_exam_and_one_in_all_without(tmp_path):
+    p = tmp_path / "r.txt"
+    p.write_text(REPORT)
+    without = runner.invoke(app, ["analyze", str(p)])
+    assert "all 2 findings: not_assessable" in without.output and "finding 0:" not in without.output
+    exam = tmp_path / "exam.json"
+    exam.write_text(json.dumps({"side": "left", "pain_distribution": ["anterior thigh"], "symptom_weeks": 8}))
+    with_exam = runner.invoke(app, ["analyze", str(p), "--exam", str(exam)])
+    assert with_exam.exit_code == 0, with_exam.output
+    assert "finding 0:" in with_exam.output and "finding 1:" in with_exam.output
+
+
 def test_cli_analyze_json_from_stdin_with_concepts():
     res = runner.invoke(app, ["analyze", "-", "--format", "json", "--concept", "scoliosis"], input=REPORT + "No scoliosis.\n")
     assert res.exit_code == 0, res.output
