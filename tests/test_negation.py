@@ -48,11 +48,11 @@ def test_negation_read_refuses_a_concept_not_in_its_text(tmp_path):
 
 
 def test_negation_held_out_scores_hold_and_beat_medspacy_defaults(held_out):
-    """A floor under the figure measured on the held-out split (0.952), not a tuning target."""
+    """A floor under the figure measured on the held-out split (0.960), not a tuning target."""
     scores = evaluate_negation(held_out)
     ours, base = scores["report_nlp"], scores["medspacy_default"]
     assert ours["rows"] == len(held_out) and ours["tp"] + ours["fp"] + ours["fn"] + ours["tn"] == len(held_out)
-    assert ours["f1"] >= 0.93 and ours["accuracy"] >= 0.94
+    assert ours["f1"] >= 0.94 and ours["accuracy"] >= 0.945
     assert ours["f1"] > base["f1"] + 0.1
 
 
@@ -73,6 +73,22 @@ def test_negation_held_out_scores_hold_and_beat_medspacy_defaults(held_out):
     ("The hyperdense focus represents calcification instead of hemorrhage.", "hemorrhage", True),
     ("Absence of flow in the left testis, compatible with torsion.", "torsion", False),
     ("Myocardial infarction ruled out with serial troponins.", "myocardial infarction", True),
+    # round 3 (probe sentences written in the session, not corpus rows): each fails without its rule
+    ("The patient was ruled out for myocardial infarction.", "myocardial infarction", True),
+    ("No cause for his syncope was found.", "syncope", False),
+    ("The mass was not palpable.", "mass", True),
+    ("Urinalysis was not suggestive of infection.", "infection", True),
+    ("Nothing to suggest appendicitis.", "appendicitis", True),
+    ("Chest pain free.", "chest pain", True),
+    ("There is free fluid in the pelvis.", "fluid", False),
+    ("He reports no relief of his back pain.", "back pain", False),
+    ("Negative for malignancy, with reactive lymph nodes.", "reactive lymph nodes", False),
+    ("No longer on warfarin, now with atrial fibrillation.", "atrial fibrillation", False),
+    ("Could not rule out appendicitis.", "appendicitis", False),
+    ("There is no doubt that this is pneumonia.", "pneumonia", False),
+    ("Not responsive to antibiotics, the infection worsened.", "infection", False),
+    ("Negative urine culture, positive blood culture for E. coli.", "E. coli", False),
+    ("No new complaints, continues to have back pain.", "back pain", False),
 ])
 def test_negation_rules_for_clinical_text(analyze, text, concept, negated):
     found = [f for f in analyze(text, concepts=[concept]).findings if f.kind == "concept"]
