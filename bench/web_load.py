@@ -123,13 +123,25 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--hostile", type=int, default=0, help="extra clients sending requests that must be refused")
+    ap.add_argument("--min-chars", type=int, default=0,
+                    help="join synthetic reports (mean ~600 characters) until each body's text has this many")
     args = ap.parse_args()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
     server = serve(port, args.workers)
-    bodies = [json.dumps({"text": t, "exam": {"side": "left", "pain_distribution": ["dorsum of foot"]}}).encode() for t in reports(50)]
+    texts = reports(50 * max(1, -(-args.min_chars // 500)))
+    joined, k = [], 0
+    while len(joined) < 50:
+        text = texts[k % len(texts)]
+        k += 1
+        while len(text) < args.min_chars:
+            text += "\n\n" + texts[k % len(texts)]
+            k += 1
+        joined.append(text)
+    bodies = [json.dumps({"text": t, "exam": {"side": "left", "pain_distribution": ["dorsum of foot"]}}).encode() for t in joined]
+    print(f"report texts: {len(joined)}, mean {sum(map(len, joined)) // len(joined):,} characters")
     latencies: list[float] = []
     errors: list = []
     stop = time.perf_counter() + args.seconds
