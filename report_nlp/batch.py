@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -367,6 +368,9 @@ def _is_connection_error(exc) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError))
 
 
+_PART_INDEX = re.compile(r"\.part-(\d+)\.")  # results.part-000012.parquet -> 12
+
+
 class FileWriter:
     """results/findings/errors as CSV, JSONL or Parquet files in a folder; parts are renamed into place."""
 
@@ -377,10 +381,18 @@ class FileWriter:
         if not resume:
             for f in self.folder.glob("*.part-*"):
                 f.unlink()
-            for f in self.folder.glob("*.tmp"):
-                f.unlink()
             for f in self.folder.glob("_progress.jsonl"):
                 f.unlink()
+        else:
+            # a chunk is committed by its progress line: parts renamed into place by a run killed before
+            # that line are not output (their ids must not count as seen, their rows as written)
+            committed = len(self._progress())
+            for f in self.folder.glob("*.part-*"):
+                m = _PART_INDEX.search(f.name)
+                if m is None or int(m.group(1)) >= committed:
+                    f.unlink()
+        for f in self.folder.glob("*.tmp"):
+            f.unlink()
 
     def _progress(self) -> list[dict]:
         """Committed progress lines; a line torn by a kill mid-append is cut off (its chunk is redone)."""
