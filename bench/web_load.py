@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import socket
 import statistics
@@ -117,6 +118,18 @@ def hostile_client(port: int, stop: float, statuses: list) -> None:
             conn.close()
 
 
+def long_texts(n: int, min_chars: int) -> list[str]:
+    """``n`` texts of at least ``min_chars`` characters, each made of consecutive synthetic reports."""
+    pool = itertools.cycle(reports(n))
+    texts = []
+    for _ in range(n):
+        text = next(pool)
+        while len(text) < min_chars:
+            text += "\n\n" + next(pool)
+        texts.append(text)
+    return texts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=20)
@@ -131,17 +144,9 @@ def main() -> None:
     port = sock.getsockname()[1]
     sock.close()
     server = serve(port, args.workers)
-    texts = reports(50 * max(1, -(-args.min_chars // 500)))
-    joined, k = [], 0
-    while len(joined) < 50:
-        text = texts[k % len(texts)]
-        k += 1
-        while len(text) < args.min_chars:
-            text += "\n\n" + texts[k % len(texts)]
-            k += 1
-        joined.append(text)
-    bodies = [json.dumps({"text": t, "exam": {"side": "left", "pain_distribution": ["dorsum of foot"]}}).encode() for t in joined]
-    print(f"report texts: {len(joined)}, mean {sum(map(len, joined)) // len(joined):,} characters")
+    texts = long_texts(50, args.min_chars)
+    bodies = [json.dumps({"text": t, "exam": {"side": "left", "pain_distribution": ["dorsum of foot"]}}).encode() for t in texts]
+    print(f"report texts: {len(texts)}, mean {sum(map(len, texts)) // len(texts):,} characters")
     latencies: list[float] = []
     errors: list = []
     stop = time.perf_counter() + args.seconds

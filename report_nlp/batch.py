@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -40,6 +41,11 @@ ERROR_COLUMNS = ["report_id", "row_number", "stage", "reason"]
 # the one statement of the output column types (every other column is text): SQL tables, Parquet parts and Spark
 INT_COLUMNS = frozenset({"n_findings", "n_present", "max_grade", "finding_index", "grade", "start", "end", "row_number"})
 BOOL_COLUMNS = frozenset({"invasive_allowed", "roots_inferred", "negated", "uncertain", "historical", "hypothetical"})
+
+
+def column_kind(col: str) -> str:
+    """"int", "bool" or "text": each writer maps these to its own types."""
+    return "int" if col in INT_COLUMNS else "bool" if col in BOOL_COLUMNS else "text"
 RETRY_SECONDS = float(os.environ.get("REPORT_NLP_DB_RETRY_SECONDS", "60"))  # how long a lost database is waited for
 
 
@@ -270,11 +276,9 @@ class SQLWriter:
 
         self.engine = create_engine(url, pool_pre_ping=True)
         md = MetaData()
-        def kind(col):
-            return Integer if col in INT_COLUMNS else Boolean if col in BOOL_COLUMNS else Text
-
+        sql_type = {"int": Integer, "bool": Boolean, "text": Text}
         self.tables = {
-            name: Table(name, md, *[Column(c, kind(c)) for c in cols])
+            name: Table(name, md, *[Column(c, sql_type[column_kind(c)]) for c in cols])
             for name, cols in (("results", RESULT_COLUMNS), ("findings", FINDING_COLUMNS), ("errors", ERROR_COLUMNS))
         }
         self.progress = Table("_progress", md, Column("chunk", Integer, primary_key=True), Column("rows_in", Integer),
@@ -436,7 +440,7 @@ class FileWriter:
         else:  # one explicit schema: a column empty in one chunk must not change type between parts
             import pyarrow.parquet as pq
 
-            pq.write_table(_arrow_table(rows, columns), tmp)
+            pq.write_table(pa_table_from_rows(rows, columns), tmp)
         os.replace(tmp, final)
 
     def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
@@ -460,14 +464,19 @@ class FileWriter:
         pass
 
 
-def _arrow_table(rows: list[dict], columns: list[str]):
+@lru_cache(maxsize=None)
+def _arrow_schema(columns: tuple[str, ...]):
+    import pyarrow as pa
+
+    arrow_type = {"int": pa.int64(), "bool": pa.bool_(), "text": pa.string()}
+    return pa.schema([pa.field(c, arrow_type[column_kind(c)]) for c in columns])
+
+
+def pa_table_from_rows(rows: list[dict], columns: list[str]):
     """Output rows under the fixed output types (int64, bool, string; all nullable), whatever the chunk held."""
     import pyarrow as pa
 
-    def kind(col):
-        return pa.int64() if col in INT_COLUMNS else pa.bool_() if col in BOOL_COLUMNS else pa.string()
-
-    return pa.Table.from_pylist(rows, schema=pa.schema([pa.field(c, kind(c)) for c in columns]))
+    return pa.Table.from_pylist(rows, schema=_arrow_schema(tuple(columns)))
 
 
 class WriteBehind:

@@ -10,30 +10,32 @@ from typing import Iterator
 
 import pandas as pd
 
-from .batch import BOOL_COLUMNS as _BOOL
-from .batch import ERROR_COLUMNS, FINDING_COLUMNS, RESULT_COLUMNS, analyze_frame
-from .batch import INT_COLUMNS as _INT
+from .batch import ERROR_COLUMNS, FINDING_COLUMNS, RESULT_COLUMNS, analyze_frame, column_kind
 
 TABLES = {"results": RESULT_COLUMNS, "findings": FINDING_COLUMNS, "errors": ERROR_COLUMNS}
 
 
-def schema(table: str):
-    """The explicit Spark schema of one output table."""
+def _struct(columns: list[str]):
+    """A Spark schema of nullable columns typed by :func:`report_nlp.batch.column_kind`."""
     from pyspark.sql.types import BooleanType, LongType, StringType, StructField, StructType
 
-    def kind(col):
-        return LongType() if col in _INT else BooleanType() if col in _BOOL else StringType()
+    spark_type = {"int": LongType(), "bool": BooleanType(), "text": StringType()}
+    return StructType([StructField(c, spark_type[column_kind(c)], True) for c in columns])
 
-    return StructType([StructField(c, kind(c), True) for c in TABLES[table]])
+
+def schema(table: str):
+    """The explicit Spark schema of one output table."""
+    return _struct(TABLES[table])
 
 
 def _typed(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Column types that match the explicit schema (nullable ints and booleans, strings or None)."""
     df = df.copy()
     for c in columns:
-        if c in _INT:
+        kind = column_kind(c)
+        if kind == "int":
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
-        elif c in _BOOL:
+        elif kind == "bool":
             df[c] = df[c].astype("boolean")
         else:
             df[c] = df[c].astype("object").where(df[c].notna(), None)
@@ -41,15 +43,6 @@ def _typed(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 ALL_COLUMNS = ["table"] + list(dict.fromkeys(RESULT_COLUMNS + FINDING_COLUMNS + ERROR_COLUMNS))
-
-
-def _all_schema():
-    from pyspark.sql.types import BooleanType, LongType, StringType, StructField, StructType
-
-    def kind(col):
-        return LongType() if col in _INT else BooleanType() if col in _BOOL else StringType()
-
-    return StructType([StructField(c, kind(c), True) for c in ALL_COLUMNS])
 
 
 def annotate_all(df, id_col: str = "id", text_col: str = "text", exam_cols=None):
@@ -64,7 +57,7 @@ def annotate_all(df, id_col: str = "id", text_col: str = "text", exam_cols=None)
                 parts.append(frame)
             yield _typed(pd.concat(parts, ignore_index=True).reindex(columns=ALL_COLUMNS), ALL_COLUMNS)
 
-    return df.mapInPandas(run_batches, schema=_all_schema())
+    return df.mapInPandas(run_batches, schema=_struct(ALL_COLUMNS))
 
 
 def annotate(df, id_col: str = "id", text_col: str = "text", table: str = "findings", exam_cols=None):

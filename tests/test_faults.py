@@ -201,7 +201,7 @@ def test_a_progress_line_torn_by_a_kill_is_cut_and_its_chunk_redone(tmp_path):
 def test_parts_of_a_chunk_killed_before_its_progress_line_are_not_read_on_resume(tmp_path, resume_chunk):
     """Killed after a chunk's part files were renamed into place but before its progress line: the chunk
     is not committed. Its results part used to be read back as ids already seen, so the redone chunk
-    went to errors as "duplicate id" (rows in still balanced, 30 results lost: found by the CI kill test)."""
+    went to errors as "duplicate id" (rows in still balanced, the chunk's results lost: found by the CI kill test)."""
     src = write_input(tmp_path / "in.jsonl", 100)
     full, out = str(tmp_path / "full_parquet"), str(tmp_path / "out_parquet")
     whole = batch.run(str(src), full, chunk_size=30)
