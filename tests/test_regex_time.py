@@ -402,5 +402,41 @@ def test_regex_blockwise_context_equals_medspacy_context(nlp):
     assert fast == slow
 
 
+def test_split_first_token_sets_gives_the_same_matches(nlp):
+    """The ConText token patterns re-added one per first word match exactly what the patterns as
+    written in patterns/context.json match (against a fresh spaCy Matcher holding them as written)."""
+    from spacy.matcher import Matcher
+
+    from report_nlp.pipeline.context import _first_token_alternatives
+
+    ctx = nlp.get_pipe("report_nlp_context").context
+    outer = ctx._ConText__matcher
+    inner = outer._MedspacyMatcher__matcher
+    written = Matcher(nlp.vocab)
+    split = 0
+    for rule_id, rule in outer.rule_map.items():
+        if isinstance(rule.pattern, list):
+            written.add(rule_id, [rule.pattern])
+            split += len(_first_token_alternatives(rule.pattern)) > 1
+    assert split >= 1
+    texts = [json.loads(line)["text"] for line in (ROOT / "corpora" / "gold.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    docs = [nlp.make_doc(t) for t in texts]
+    ours = [sorted(inner(d)) for d in docs]
+    assert sum(map(len, ours)) > 100
+    assert ours == [sorted(written(d)) for d in docs]
+
+
+def test_first_token_alternatives_writes_out_sets_and_optional_words():
+    from report_nlp.pipeline.context import _first_token_alternatives
+
+    tail = [{"LOWER": "a"}]
+    assert _first_token_alternatives([{"LOWER": {"IN": ["and", "with"]}}, *tail]) == [
+        [{"LOWER": "and"}, *tail], [{"LOWER": "with"}, *tail]]
+    assert _first_token_alternatives([{"LOWER": ",", "OP": "?"}, {"LOWER": {"IN": ["and", "or"]}}]) == [
+        [{"LOWER": "and"}], [{"LOWER": "or"}], [{"LOWER": ","}, {"LOWER": {"IN": ["and", "or"]}}]]
+    kept = [{"LOWER": {"IN": ["x"]}, "OP": "*"}, *tail]
+    assert _first_token_alternatives(kept) == [kept]
+
+
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--worker":
     _worker(int(sys.argv[2]), int(sys.argv[3]))
