@@ -159,3 +159,40 @@ def test_patterns_audit_vocabulary_is_consistent():
         offenders.append("min_age must be under max_age")
     # Assert
     assert offenders == []
+
+
+def _ascii_report_texts() -> list[str]:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "corpora"
+    texts = [json.loads(line)["text"] for line in (root / "gold.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    return [t for t in texts if t.isascii()]
+
+
+def test_patterns_lowercased_targets_match_where_the_ignorecase_rules_match():
+    """Every target rule, compiled as the matcher compiles it for ASCII text (capitals lowercased, no
+    re.I, run on the lowercased text), finds exactly the spans the rule finds with re.I: on the gold
+    reports as written, in capitals and in alternating case."""
+    from report_nlp.pipeline.targets import lowercase_pattern, target_rules
+
+    texts = _ascii_report_texts()
+    texts += [t.upper() for t in texts[:40]] + ["".join(c.upper() if i % 2 else c for i, c in enumerate(t)) for t in texts[:40]]
+    hits = 0
+    for rule in target_rules():
+        written, lowered = re.compile(rule.pattern, re.I), re.compile(lowercase_pattern(rule.pattern))
+        for text in texts:
+            expected = [m.span() for m in written.finditer(text)]
+            assert [m.span() for m in lowered.finditer(text.lower())] == expected, rule.literal
+            hits += len(expected)
+    assert hits > 1000
+
+
+@pytest.mark.parametrize("pattern, lowered", [
+    (r"\bDB\b", r"\bdb\b"),
+    (r"[CTLS]\d\S+\W", r"[ctls]\d\S+\W"),
+    (r"(?P<Root>L5)(?P=Root)", r"(?P<root>l5)(?P=root)"),
+])
+def test_patterns_lowercase_pattern_keeps_escapes_and_group_syntax(pattern, lowered):
+    from report_nlp.pipeline.targets import lowercase_pattern
+
+    assert lowercase_pattern(pattern) == lowered
