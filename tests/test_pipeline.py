@@ -23,6 +23,32 @@ def test_pipeline_analysis_has_no_problems(nlp):
     assert all(not v for v in problems.values())
 
 
+def test_pipeline_pipe_runs_stage_by_stage_per_batch_with_the_same_docs(nlp, monkeypatch):
+    """Every component runs over a whole batch before the next one starts, and nlp.pipe gives exactly
+    what calling the pipeline on each text gives."""
+    from report_nlp.pipeline.levels import ReportLevels
+    from report_nlp.pipeline.sections import ReportSections
+
+    texts = [f"FINDINGS:\nL{i % 4 + 1}-{i % 4 + 2}: mild left foraminal stenosis. No canal stenosis." for i in range(7)]
+    calls = []
+    for cls in (ReportSections, ReportLevels):
+        original = cls.__call__
+
+        def spy(self, doc, _original=original, _name=cls.__name__):
+            calls.append((_name, doc.text))
+            return _original(self, doc)
+
+        monkeypatch.setattr(cls, "__call__", spy)
+    piped = list(nlp.pipe(texts, batch_size=3))
+    names = [name for name, _ in calls]
+    assert names[:6] == ["ReportSections"] * 3 + ["ReportLevels"] * 3
+    assert names.count("ReportLevels") == len(texts)
+    calls.clear()
+    one_by_one = [nlp(t) for t in texts]
+    assert [d._.report_findings for d in piped] == [d._.report_findings for d in one_by_one]
+    assert all(d._.report_findings for d in piped)
+
+
 def test_pipeline_load_is_cached(nlp):
     import report_nlp
 

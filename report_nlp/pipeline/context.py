@@ -12,6 +12,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..resources import load_rules
+from .component import BatchComponent
 from .targets import CONCEPT_LABEL, SPAN_GROUP
 
 ATTRIBUTES = {
@@ -45,7 +46,7 @@ def context_rules() -> tuple[list[ConTextRule], dict]:
     return rules, data.get("terminating_types", {})
 
 
-class ReportContext:
+class ReportContext(BatchComponent):
     """spaCy component wrapping medspaCy ConText over the target span group."""
 
     def __init__(self, nlp: Language, name: str, rules: str = "report_nlp"):

@@ -24,6 +24,7 @@ from spacy.tokens import Doc
 
 from ..resources import load_rules
 from ..schema import SEVERITY_GRADE
+from .component import BatchComponent
 from .sections import doc_text, section_at
 from .targets import CONCEPT_LABEL, SPAN_GROUP
 
@@ -680,7 +681,7 @@ def _unique(items: list[str]) -> list[str]:
     return seen
 
 
-class ReportLevels:
+class ReportLevels(BatchComponent):
     """spaCy component: ``doc._.report_findings`` as plain dicts (one per target, level and side)."""
 
     def __init__(self, nlp: Language, name: str):

@@ -12,6 +12,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..resources import load_rules
+from .component import BatchComponent
 
 if not Doc.has_extension("report_text"):
     Doc.set_extension("report_text", default=None)
@@ -73,7 +74,7 @@ def section_at(sections, char: int) -> tuple[str, str]:
     return sections[i][0], sections[i][1]
 
 
-class ReportSections:
+class ReportSections(BatchComponent):
     """spaCy component: sets ``doc._.report_sections``."""
 
     def __init__(self, nlp: Language, name: str):

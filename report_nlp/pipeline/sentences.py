@@ -16,6 +16,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..resources import load_rules
+from .component import BatchComponent
 from .sections import doc_text
 
 if not Doc.has_extension("report_paragraphs"):
@@ -119,7 +120,7 @@ def _cap_sentences(text: str, bounds: set[int]) -> None:
             start = cut
 
 
-class ReportSentences:
+class ReportSentences(BatchComponent):
     """spaCy component: sets ``token.is_sent_start`` and the paragraph / level-header extensions."""
 
     def __init__(self, nlp: Language, name: str):

@@ -24,6 +24,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..resources import expand_macros, load_rules
+from .component import BatchComponent
 from .sections import doc_text
 
 # medspaCy's matcher holds our regex rules outside spaCy's Matcher, which then warns that it is empty.
@@ -68,7 +69,7 @@ def _concept_regex(concepts: tuple[str, ...]) -> re.Pattern | None:
     return re.compile(rf"(?<!\w)(?:{alt})(?!\w)", re.I)
 
 
-class ReportTargets:
+class ReportTargets(BatchComponent):
     """spaCy component: finding targets and concepts into ``doc.spans['report_nlp_targets']``."""
 
     def __init__(self, nlp: Language, name: str):
