@@ -173,7 +173,8 @@ def test_patterns_lowercased_targets_match_where_the_ignorecase_rules_match():
     """Every target rule, compiled as the matcher compiles it for ASCII text (capitals lowercased, no
     re.I, run on the lowercased text), finds exactly the spans the rule finds with re.I: on the gold
     reports as written, in capitals and in alternating case."""
-    from report_nlp.pipeline.targets import lowercase_pattern, target_rules
+    from report_nlp.pipeline.targets import target_rules
+    from report_nlp.resources import lowercase_pattern
 
     texts = _ascii_report_texts()
     texts += [t.upper() for t in texts[:40]] + ["".join(c.upper() if i % 2 else c for i, c in enumerate(t)) for t in texts[:40]]
@@ -193,6 +194,25 @@ def test_patterns_lowercased_targets_match_where_the_ignorecase_rules_match():
     (r"(?P<Root>L5)(?P=Root)", r"(?P<root>l5)(?P=root)"),
 ])
 def test_patterns_lowercase_pattern_keeps_escapes_and_group_syntax(pattern, lowered):
-    from report_nlp.pipeline.targets import lowercase_pattern
+    from report_nlp.resources import lowercase_pattern
 
     assert lowercase_pattern(pattern) == lowered
+
+
+def test_patterns_folded_level_rules_attach_what_the_ignorecase_rules_attach(nlp):
+    """The levels component reads ASCII text with its rules lowercased over the lowercased text: the
+    raw findings equal those of the re.I rules over the text as written, on the gold reports in three
+    casings."""
+    from report_nlp.pipeline.levels import Attacher
+
+    texts = _ascii_report_texts()
+    texts += [t.upper() for t in texts[:40]] + ["".join(c.upper() if i % 3 == 0 else c for i, c in enumerate(t)) for t in texts[:40]]
+    folded, written = Attacher(fold=True), Attacher()
+    component = nlp.get_pipe("report_nlp_levels")
+    assert component.folded.fold and not component.attacher.fold
+    count = 0
+    for doc in nlp.pipe(texts):
+        expected = written.findings(doc)
+        assert folded.findings(doc) == expected
+        count += len(expected)
+    assert count > 1000

@@ -49,6 +49,21 @@ def test_pipeline_pipe_runs_stage_by_stage_per_batch_with_the_same_docs(nlp, mon
     assert all(d._.report_findings for d in piped)
 
 
+@pytest.mark.parametrize("text", [
+    "Foraminal stenosis is moderate bilaterally at C4-5 and mild on the right at C5-6.",
+    "FORAMINAL STENOSIS IS MODERATE BILATERALLY AT C4-5 AND MILD ON THE RIGHT AT C5-6.",
+    "FORAMINAL STENOSIS IS MODERATE BILATERALLY AT C4-5 AND MILD ON THE RIGHT AT C5-6 — UNCHANGED.",  # not ASCII
+])
+def test_pipeline_side_carried_to_a_second_level_is_normalised_in_any_case(text):
+    """"... and mild on the right at C5-6" in capitals once gave side 'RIGHT', which the data contract
+    rejects: analyze() raised instead of returning the findings."""
+    import report_nlp
+
+    r = report_nlp.analyze(text)
+    assert one(r, "foraminal_stenosis", "C5-C6", "right").severity == "mild"
+    assert one(r, "foraminal_stenosis", "C4-C5", "bilateral").severity == "moderate"
+
+
 def test_pipeline_load_is_cached(nlp):
     import report_nlp
 

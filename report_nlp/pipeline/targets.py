@@ -23,7 +23,7 @@ from spacy.attrs import IDX, LENGTH
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from ..resources import expand_macros, load_rules
+from ..resources import expand_macros, load_rules, lowercase_pattern
 from .component import BatchComponent
 from .sections import doc_text
 
@@ -48,16 +48,6 @@ def target_rules() -> list[TargetRule]:
                    metadata={"requires": tuple(r["requires"])})
         for r in data["rules"]
     ]
-
-
-_ESCAPE_OR_CAPITAL = re.compile(r"\\.|\(\?P|[A-Z]", re.S)  # "(?P" of a named group stays
-
-
-def lowercase_pattern(pattern: str) -> str:
-    """``pattern`` with its literal capitals lowercased (escapes such as ``\\D``, ``\\S`` left alone): on
-    lowercased ASCII text it matches, case-sensitively, exactly where ``pattern`` matches the original
-    text with ``re.I`` (tested on every rule), and about 30% faster."""
-    return _ESCAPE_OR_CAPITAL.sub(lambda m: m.group(0) if m.group(0)[0] in "\\(" else m.group(0).lower(), pattern)
 
 
 @lru_cache(maxsize=256)
