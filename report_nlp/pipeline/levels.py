@@ -595,7 +595,8 @@ class Attacher:
         status = {"negated": False, "uncertain": False, "historical": False, "hypothetical": False}
         certainty = "affirmed"
         cues = []
-        for mod in getattr(span._, "modifiers", ()):
+        underscore = span._  # a new Underscore object at every access: take it once
+        for mod in getattr(underscore, "modifiers", ()):
             attr = STATUS_ATTRS.get(mod.category)
             if attr is None:
                 continue
@@ -644,6 +645,7 @@ class Attacher:
                 variants.append((level, sev_override or info["severity"], side_override or info["side"]))
         out = []
         seen = set()
+        rule = getattr(getattr(underscore, "target_rule", None), "literal", None)
         for level, severity, side in variants:
             key = (level, side)
             if key in seen:
@@ -674,8 +676,8 @@ class Attacher:
                     "section_role": role,
                     "start": span.start_char,
                     "end": span.end_char,
-                    "concept": span._.concept_name if kind == CONCEPT_LABEL else None,
-                    "rule": getattr(getattr(span._, "target_rule", None), "literal", None),
+                    "concept": underscore.concept_name if kind == CONCEPT_LABEL else None,
+                    "rule": rule,
                     "cues": cues,
                     "sentence": info["sentence"],
                 }
