@@ -128,6 +128,11 @@ class Attacher:
         self._sev_plain_re = self._sev_plain(sev)
         self.post_pairs = compile_(rf"\b({self._sev_plain(sev)})\s+(?:on\s+the\s+)?(left|right)\b")
         self.floors = [(f["grade"], compile_(rf"\b(?:{f['pattern']})")) for f in sev["relation_floors"]]
+        # one pass that says whether any rule of a family can match a fragment (most fragments hold no
+        # zone word): the family's rules run only when it does
+        self.side_screen = any_of([r for side, r in self.sides if side != "central"])
+        self.zone_screen = any_of([r for _, r in self.zones])
+        self.floor_screen = any_of([r for _, r in self.floors])
         self.exiting = {lv_["level"]: lv_["exiting"] for lv_ in anatomy["levels"]}
         self.traversing = {lv_["level"]: lv_["traversing"] for lv_ in anatomy["levels"]}
         self.level_of_exiting = {v: k for k, v in self.exiting.items()}
@@ -360,6 +365,8 @@ class Attacher:
         return m.start() if m else hi
 
     def side_in(self, fragment: str, nearest_last: bool = True):
+        if self.side_screen is not None and not self.side_screen.search(fragment):
+            return None
         hits = []
         for side, regex in self.sides:
             if side == "central":
@@ -386,6 +393,8 @@ class Attacher:
         return {"l": "left", "r": "right"}.get(word, word) or None
 
     def zones_in(self, fragment: str) -> list[tuple[int, str]]:
+        if self.zone_screen is not None and not self.zone_screen.search(fragment):
+            return []
         out = []
         taken: list[tuple[int, int]] = []
         for zone, regex in self.zones:
@@ -418,6 +427,8 @@ class Attacher:
         return roots, role, side
 
     def floor_grade(self, fragment: str):
+        if self.floor_screen is not None and not self.floor_screen.search(fragment):
+            return None
         best = None
         for grade, regex in self.floors:
             if regex.search(fragment):
@@ -683,6 +694,18 @@ class Attacher:
                 }
             )
         return out
+
+
+def any_of(regexes: list[re.Pattern]) -> re.Pattern | None:
+    """One regex that matches somewhere in a string exactly when one of ``regexes`` does (their
+    alternation: a search succeeds where any branch matches at some position), or None when the
+    patterns hold groups or backreferences that joining them could break."""
+    patterns = [r.pattern for r in regexes]
+    if not patterns or any("(?P" in p or re.search(r"\\\d", p) for p in patterns):
+        return None
+    if len({r.flags for r in regexes}) != 1:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in patterns), regexes[0].flags)
 
 
 def _unique(items: list[str]) -> list[str]:
