@@ -190,6 +190,31 @@ def test_fuzz_analyze_returns_a_valid_result_or_a_clear_error(nlp):
     _run_counted("analyze", _analyze_property)
 
 
+def _recased(text: str, rng) -> str:
+    return "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in text)
+
+
+def test_fuzz_every_gold_report_in_any_casing_gives_a_valid_result(nlp, root):
+    """Every gold report in capitals and in random per-letter casing, as ASCII and with a non-ASCII
+    character added (the two ways the rules are matched), analyses to a valid Result. A side carried to
+    a second level once kept its capitals ('RIGHT'), which the contract rejects: analyze() raised."""
+    import random
+
+    rng = random.Random(20261203)
+    names = ("gold.jsonl", "gold_test.jsonl")
+    reports = [json.loads(line)["text"] for name in names
+               for line in (root / "corpora" / name).read_text("utf-8").splitlines() if line.strip()]
+    variants = []
+    for text in reports:
+        for cased in (text.upper(), _recased(text, rng)):
+            variants += [cased, cased + " \u2014"]
+    findings = 0
+    for value, result in zip(variants, report_nlp.analyze_many(variants)):
+        check_result(result, value)
+        findings += len(result.findings)
+    assert findings > 4 * 1000
+
+
 @pytest.mark.parametrize(
     ("value", "expect"),
     [
