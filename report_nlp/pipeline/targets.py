@@ -23,6 +23,7 @@ from spacy.attrs import IDX, LENGTH
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from ..leading import LeadingScan
 from ..resources import expand_macros, load_rules, lowercase_pattern
 from .component import BatchComponent
 from .sections import doc_text
@@ -65,8 +66,10 @@ class ReportTargets(BatchComponent):
     def __init__(self, nlp: Language, name: str):
         self.name = name
         self.rules = target_rules()
-        self.compiled = [(rule, re.compile(rule.pattern, re.I)) for rule in self.rules]
-        self.compiled_lower = [(rule, re.compile(lowercase_pattern(rule.pattern))) for rule in self.rules]
+        # ASCII text: the rules with capitals lowercased over the lowercased text, through their leading-
+        # character scans; other text: the rules with re.I, as written
+        self.compiled = [(rule, LeadingScan(re.compile(rule.pattern, re.I), scan=False)) for rule in self.rules]
+        self.compiled_lower = [(rule, LeadingScan(re.compile(lowercase_pattern(rule.pattern)))) for rule in self.rules]
 
     def match(self, doc: Doc) -> list[Span]:
         text = doc_text(doc)
@@ -77,14 +80,12 @@ class ReportTargets(BatchComponent):
         starts = arr[:, 0].tolist()
         ends = (arr[:, 0] + arr[:, 1]).tolist()
         found = []
-        # ASCII text: the case-sensitive patterns over the lowercased text (same offsets); else re.I
-        # over the text itself (lowercasing can change the length, and re.I folds more than ASCII)
+        # lowercasing keeps offsets on ASCII text only (and re.I folds more than ASCII)
         compiled, subject = (self.compiled_lower, lower) if text.isascii() else (self.compiled, text)
-        for i, (rule, regex) in enumerate(compiled):
+        for i, (rule, scan) in enumerate(compiled):
             if not any(word in lower for word in rule.metadata["requires"]):
                 continue
-            for m in regex.finditer(subject):
-                a, b = m.start(), m.end()
+            for a, b in scan.spans(subject):
                 if b <= a:
                     continue
                 # snap outward to token boundaries, as medspaCy's RegexMatcher does

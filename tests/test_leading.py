@@ -1,0 +1,78 @@
+"""The leading-character scan (report_nlp/leading.py) finds exactly what ``finditer`` finds."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from report_nlp.leading import LeadingScan, leading_scan
+from report_nlp.resources import lowercase_pattern
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _finditer(regex: re.Pattern, text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in regex.finditer(text)]
+
+
+def _texts() -> list[str]:
+    gold = [json.loads(line)["text"] for line in (ROOT / "corpora" / "gold.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    return [t.lower() for t in gold if t.isascii()]
+
+
+def test_leading_scan_of_every_target_rule_finds_what_finditer_finds(nlp):
+    """Every target rule as the targets component runs it on ASCII text (lowercased, scanned) gives the
+    spans of ``finditer`` on the gold reports; nearly all rules have a scan."""
+    scans = nlp.get_pipe("report_nlp_targets").compiled_lower
+    assert sum(scan.scan is not None for _, scan in scans) >= len(scans) - 2
+    hits = 0
+    texts = _texts()
+    for rule, scan in scans:
+        for text in texts:
+            expected = _finditer(scan.regex, text)
+            assert scan.spans(text) == expected, rule.literal
+            hits += len(expected)
+    assert hits > 1000
+
+
+@pytest.mark.parametrize(("pattern", "has_scan"), [
+    (r"\bcanal\s+stenosis\b", True),
+    (r"(?<=patent\s)(?:neural\s+)?foramina\b", True),
+    (r"\b(?:(?:mild|severe)\s+)?stenosis", True),
+    (r"\s+foo", True),
+    (r"[a-c\d]x", True),
+    (r"a?", False),  # can match the empty string
+    (r"\b(?:x|y?)z", False),  # an alternative that can be empty
+    (r"(a)\1", False),  # backreference
+    (r"[^a]b", False),  # negated class
+    (r".b", False),  # any character
+])
+def test_leading_scan_is_built_only_where_the_first_characters_are_known(pattern, has_scan):
+    assert (leading_scan(re.compile(pattern)) is not None) is has_scan
+
+
+ATOMS = ["a", "b", "ab", r"\bab", r"\s", r"\s+", "[ab]", r"\d", "(?:a|b)", "(?:ab|b)", "a?", "b*", "(?<=a)b", "(?<!a)b",
+         r"(?=b)", r"\b", "(?:a|)", "c", " "]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(pattern=st.lists(st.sampled_from(ATOMS), min_size=1, max_size=5).map("".join),
+       text=st.text(st.sampled_from("ab c\n1"), max_size=40))
+def test_leading_scan_equals_finditer_on_random_patterns(pattern, text):
+    """Random small patterns over a small alphabet: the scan (where one is built) gives ``finditer``'s
+    non-empty matches, in order; without a scan the spans are finditer's."""
+    regex = re.compile(pattern)
+    got = LeadingScan(regex).spans(text)
+    assert got == _finditer(regex, text)
+
+
+def test_leading_scan_sees_text_before_the_search_start():
+    """Lookbehinds and word boundaries at a match's start see the real text, as finditer's do."""
+    regex = re.compile(lowercase_pattern(r"(?<=patent\s)foramina\b|\bNF\b"))
+    text = "patent foramina; patent foramina. xnf nf"
+    assert LeadingScan(regex).scan is not None
+    assert LeadingScan(regex).spans(text) == _finditer(regex, text) == [(7, 15), (24, 32), (38, 40)]
