@@ -103,8 +103,13 @@ class LeadingScan:
         self.scan = leading_scan(regex) if scan else None
 
     def spans(self, text: str) -> list[tuple[int, int]]:
+        return [(a, b) for a, b, _ in self.matches(text)]
+
+    def matches(self, text: str) -> list[tuple[int, int, re.Match]]:
+        """(start, end, match) of each match of ``finditer``; the match object's named groups are the
+        pattern's own (its ``start()``/``end()`` are the scan's: use the two offsets)."""
         if self.scan is None:
-            return [m.span() for m in self.regex.finditer(text)]
+            return [(m.start(), m.end(), m) for m in self.regex.finditer(text)]
         out = []
         search, pos, n = self.scan.search, 0, len(text)
         while pos < n:
@@ -112,6 +117,6 @@ class LeadingScan:
             if m is None:
                 break
             a, b = m.span(1)
-            out.append((a, b))
+            out.append((a, b, m))
             pos = b  # never empty: every match consumes its first character
         return out

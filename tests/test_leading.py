@@ -76,3 +76,21 @@ def test_leading_scan_sees_text_before_the_search_start():
     text = "patent foramina; patent foramina. xnf nf"
     assert LeadingScan(regex).scan is not None
     assert LeadingScan(regex).spans(text) == _finditer(regex, text) == [(7, 15), (24, 32), (38, 40)]
+
+
+def test_leading_scan_of_the_level_expressions_gives_finditer_matches_and_groups():
+    """The whole-text level expressions of the folded levels component (level forms, junctions, null and
+    context levels, roots with a role): same spans and same named groups as ``finditer``."""
+    from report_nlp.pipeline.levels import Attacher
+
+    attacher = Attacher(fold=True)
+    assert sum(scan.scan is not None for scan in attacher.scans.values()) >= len(attacher.scans) - 1
+    gold = [json.loads(line)["text"] for line in (ROOT / "corpora" / "gold.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    texts = _texts() + gold  # lowercased, and as written (the two case-sensitive level forms)
+    hits = 0
+    for regex, scan in attacher.scans.items():
+        for text in texts:
+            expected = [(m.start(), m.end(), m.groupdict()) for m in regex.finditer(text)]
+            assert [(a, b, m.groupdict()) for a, b, m in scan.matches(text)] == expected, regex.pattern[:60]
+            hits += len(expected)
+    assert hits > 1000

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from ..leading import LeadingScan
 from ..resources import load_rules, lowercase_pattern
 from ..schema import SEVERITY_GRADE
 from .component import BatchComponent
@@ -133,6 +134,11 @@ class Attacher:
         self.side_screen = any_of([r for side, r in self.sides if side != "central"])
         self.zone_screen = any_of([r for _, r in self.zones])
         self.floor_screen = any_of([r for _, r in self.floors])
+        # the expressions run over whole texts, through their leading-character scans where folded
+        # (the two case-sensitive level forms read the text as written: scanned too)
+        whole_text = [*self.level_res, *(r for r, _ in self.junctions), self.null_levels, self.context_levels,
+                      self.root_role_mention]
+        self.scans = {r: LeadingScan(r, scan=fold) for r in whole_text}
         self.exiting = {lv_["level"]: lv_["exiting"] for lv_ in anatomy["levels"]}
         self.traversing = {lv_["level"]: lv_["traversing"] for lv_ in anatomy["levels"]}
         self.level_of_exiting = {v: k for k, v in self.exiting.items()}
@@ -152,7 +158,7 @@ class Attacher:
         mentions: list[tuple[int, int, list[str], tuple]] = []
         cased = (self.level_res[1], self.level_res[4])
         for regex in self.level_res:
-            for m in regex.finditer(original if original is not None and regex in cased else text):
+            for start, end, m in self.scans[regex].matches(original if original is not None and regex in cased else text):
                 gd = m.groupdict()
                 r1, n1, r2, n2 = gd["r1"], gd["n1"], gd.get("r2"), gd["n2"]
                 levels = disc_levels(r1, n1, r2, n2)
@@ -161,15 +167,15 @@ class Attacher:
                 if levels:
                     upper = f"{r1.upper()}{int(n1)}"
                     lower = f"{(r2 or r1).upper()}{int(n2)}"
-                    mentions.append((m.start(), m.end(), levels, (upper, lower)))
+                    mentions.append((start, end, levels, (upper, lower)))
         for regex, level in self.junctions:
-            for m in regex.finditer(text):
-                up, lo = level.split("-")
-                mentions.append((m.start(), m.end(), [level], (up, lo)))
-        for m in self.null_levels.finditer(text):
-            mentions.append((m.start(), m.end(), [], ("", "")))
-        for m in self.context_levels.finditer(text):
-            mentions.append((m.start(), m.end(), [], ("ctx", "ctx")))
+            up, lo = level.split("-")
+            for start, end in self.scans[regex].spans(text):
+                mentions.append((start, end, [level], (up, lo)))
+        for start, end in self.scans[self.null_levels].spans(text):
+            mentions.append((start, end, [], ("", "")))
+        for start, end in self.scans[self.context_levels].spans(text):
+            mentions.append((start, end, [], ("ctx", "ctx")))
         mentions.sort(key=lambda x: (x[0], -x[1]))
         kept: list[tuple[int, int, list[str], tuple]] = []
         for mention in mentions:
@@ -333,10 +339,10 @@ class Attacher:
     def root_levels(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, level) of each stated root with a role ("exiting left L5" -> L5-S1)."""
         out = []
-        for m in self.root_role_mention.finditer(text):
+        for start, end, m in self.scans[self.root_role_mention].matches(text):
             lv = self.level_from_root(m.group("roots").upper(), m.group("role").lower(), [])
             if lv:
-                out.append((m.start(), m.end(), lv))
+                out.append((start, end, lv))
         return out
 
     # ------------------------------------------------------- other attributes
