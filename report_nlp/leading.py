@@ -102,6 +102,10 @@ class LeadingScan:
         self.regex = regex
         self.scan = leading_scan(regex) if scan else None
 
+    def found_in(self, text: str) -> bool:
+        """``bool(regex.search(text))``."""
+        return bool((self.scan or self.regex).search(text))
+
     def spans(self, text: str) -> list[tuple[int, int]]:
         return [(a, b) for a, b, _ in self.matches(text)]
 

@@ -68,6 +68,7 @@ def test_leading_scan_equals_finditer_on_random_patterns(pattern, text):
     regex = re.compile(pattern)
     got = LeadingScan(regex).spans(text)
     assert got == _finditer(regex, text)
+    assert LeadingScan(regex).found_in(text) == bool(regex.search(text))
 
 
 def test_leading_scan_sees_text_before_the_search_start():
@@ -94,3 +95,19 @@ def test_leading_scan_of_the_level_expressions_gives_finditer_matches_and_groups
             assert [(a, b, m.groupdict()) for a, b, m in scan.matches(text)] == expected, regex.pattern[:60]
             hits += len(expected)
     assert hits > 1000
+
+
+def test_leading_numbering_uncertain_agrees_with_the_rule_as_written():
+    """Transitional-anatomy wording (study reader): the folded scan on ASCII text says what the re.I rule
+    says, on the gold reports in three casings and on the rule's own phrases."""
+    from report_nlp.pipeline.findings import study_reader
+
+    reader = study_reader()
+    gold = [json.loads(line)["text"] for name in ("gold.jsonl", "gold_test.jsonl")
+            for line in (ROOT / "corpora" / name).read_text("utf-8").splitlines() if line.strip()]
+    phrases = ["Transitional lumbosacral anatomy.", "LSTV noted", "S1 is SACRALIZED", "numbering assumes five lumbar",
+               "Designated as L5 for numbering.", "hypoplastic rib at T12", "transitionally", "no anomaly"]
+    texts = gold + [t.upper() for t in gold] + phrases + [p.upper() for p in phrases]
+    answers = [reader.numbering_uncertain(t) for t in texts]
+    assert answers == [bool(reader.transitional.search(t)) for t in texts]
+    assert 5 < sum(answers) < len(texts)

@@ -12,7 +12,8 @@ from functools import lru_cache
 
 from spacy.tokens import Doc
 
-from ..resources import load_rules
+from ..leading import LeadingScan
+from ..resources import load_rules, lowercase_pattern
 from ..schema import Cue, Finding, RedFlagMention, Study
 from .targets import CONCEPT_LABEL
 
@@ -61,7 +62,9 @@ class StudyReader:
         self.modality = [(m["modality"], re.compile(m["pattern"], re.I)) for m in study["modality"]]
         self.region = [(r["region"], re.compile(r["pattern"], re.I)) for r in study["region"]]
         self.contrast = [(c["contrast"], re.compile(c["pattern"], re.I)) for c in study["contrast"]]
-        self.transitional = re.compile(load_rules("lexicon")["transitional_anatomy"], re.I)
+        transitional = load_rules("lexicon")["transitional_anatomy"]
+        self.transitional = re.compile(transitional, re.I)
+        self.transitional_folded = LeadingScan(re.compile(lowercase_pattern(transitional)))  # ASCII text, lowercased
 
     def read(self, text: str, sections, levels: list[str]) -> Study:
         header_text = ""
@@ -85,6 +88,8 @@ class StudyReader:
         return Study(modality=modality, region=region, contrast=contrast)
 
     def numbering_uncertain(self, text: str) -> bool:
+        if text.isascii():
+            return self.transitional_folded.found_in(text.lower())
         return bool(self.transitional.search(text))
 
 
