@@ -248,6 +248,13 @@ def test_patterns_family_screen_matches_exactly_when_a_rule_does(family, fold, f
     assert screen is not None
     fragment = fragment.lower() if fold else fragment
     assert bool(screen.search(fragment)) == any(r.search(fragment) for r in rules)
+    scanned = {"sides": attacher.side_screen_scan, "zones": attacher.zone_screen_scan}.get(family)
+    if scanned is not None:  # the scan form the folded component runs
+        assert scanned.found_in(fragment) == bool(screen.search(fragment))
+    if family == "sides":
+        rules_ = [r for side, r in attacher.sides if side != "central"]
+        assert [scan.spans(fragment) for _, scan in attacher.side_scans] == [
+            [m.span() for m in r.finditer(fragment)] for r in rules_]
 
 
 def test_patterns_any_of_refuses_patterns_it_could_break():

@@ -134,6 +134,10 @@ class Attacher:
         self.side_screen = any_of([r for side, r in self.sides if side != "central"])
         self.zone_screen = any_of([r for _, r in self.zones])
         self.floor_screen = any_of([r for _, r in self.floors])
+        # folded: screens and side rules through their leading-character scans (same answers)
+        self.side_screen_scan = LeadingScan(self.side_screen, scan=fold) if self.side_screen is not None else None
+        self.zone_screen_scan = LeadingScan(self.zone_screen, scan=fold) if self.zone_screen is not None else None
+        self.side_scans = [(side, LeadingScan(r, scan=fold)) for side, r in self.sides if side != "central"]
         # the expressions run over whole texts, through their leading-character scans where folded
         # (the two case-sensitive level forms read the text as written: scanned too)
         whole_text = [*self.level_res, *(r for r, _ in self.junctions), self.null_levels, self.context_levels,
@@ -371,14 +375,12 @@ class Attacher:
         return m.start() if m else hi
 
     def side_in(self, fragment: str, nearest_last: bool = True):
-        if self.side_screen is not None and not self.side_screen.search(fragment):
+        if self.side_screen_scan is not None and not self.side_screen_scan.found_in(fragment):
             return None
         hits = []
-        for side, regex in self.sides:
-            if side == "central":
-                continue
-            for m in regex.finditer(fragment):
-                hits.append((m.start(), m.end(), side))
+        for side, scan in self.side_scans:
+            for a, b in scan.spans(fragment):
+                hits.append((a, b, side))
         if not hits:
             return None
         hits.sort()
@@ -399,7 +401,7 @@ class Attacher:
         return {"l": "left", "r": "right"}.get(word, word) or None
 
     def zones_in(self, fragment: str) -> list[tuple[int, str]]:
-        if self.zone_screen is not None and not self.zone_screen.search(fragment):
+        if self.zone_screen_scan is not None and not self.zone_screen_scan.found_in(fragment):
             return []
         out = []
         taken: list[tuple[int, int]] = []
