@@ -111,3 +111,19 @@ def test_leading_numbering_uncertain_agrees_with_the_rule_as_written():
     answers = [reader.numbering_uncertain(t) for t in texts]
     assert answers == [bool(reader.transitional.search(t)) for t in texts]
     assert 5 < sum(answers) < len(texts)
+
+
+def test_leading_sentence_rules_agree_with_the_rules_as_written(nlp):
+    """The sentence splitter's folded line-continuation rule and its sentence-end scan say what the
+    rules as written say, on every line of the gold reports in three casings."""
+    from report_nlp.pipeline.sentences import _SENT_END
+
+    rules = nlp.get_pipe("report_nlp_sentences").rules
+    assert rules.continues_folded.scan is not None and rules.sentence_end.scan is not None
+    gold = [json.loads(line)["text"] for line in (ROOT / "corpora" / "gold.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    texts = gold + [t.upper() for t in gold] + ["".join(c.upper() if i % 3 else c for i, c in enumerate(t)) for t in gold]
+    lines = [line for t in texts if t.isascii() for line in t.split("\n")]
+    continued = [rules.continues_folded.found_in(line.lower()) for line in lines]
+    assert continued == [bool(rules.continues.search(line)) for line in lines]
+    assert 50 < sum(continued) < len(lines)
+    assert [rules.sentence_end.spans(t) for t in texts] == [_finditer(_SENT_END, t) for t in texts]

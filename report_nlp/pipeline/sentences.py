@@ -15,7 +15,8 @@ from spacy.attrs import IDX, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..resources import load_rules
+from ..leading import LeadingScan
+from ..resources import load_rules, lowercase_pattern
 from .component import BatchComponent
 from .sections import doc_text
 
@@ -52,6 +53,9 @@ class SentenceRules:
         self.abbreviation = re.compile(words["abbreviation"], re.I)
         self.list_item = re.compile(words["list_item"], re.I)
         self.continues = re.compile(words["continues"], re.I)
+        # ASCII text: the folded rule over the lowercased line, through its leading-character scan
+        self.continues_folded = LeadingScan(re.compile(lowercase_pattern(words["continues"])))
+        self.sentence_end = LeadingScan(_SENT_END)
 
     def split(self, text: str, sections):
         """(sentence boundaries, paragraph starts, block starts, level headers), all sorted."""
@@ -69,12 +73,12 @@ class SentenceRules:
             bounds.add(end)
             paragraphs.add(start)
             blocks.add(start)
-        for m in _SENT_END.finditer(text):
-            if _LIST_NUMBER.search(text, max(0, m.start() - 4), m.end()):
+        for start, end in self.sentence_end.spans(text):
+            if _LIST_NUMBER.search(text, max(0, start - 4), end):
                 continue
-            if text[m.start()] == "." and self.abbreviation.search(text, max(0, m.start() - 6), m.start()):
+            if text[start] == "." and self.abbreviation.search(text, max(0, start - 6), start):
                 continue
-            bounds.add(m.end())
+            bounds.add(end)
         for m in _SEMICOLON.finditer(text):
             bounds.add(m.end())
         self._lines(text, bounds, paragraphs, blocks)
@@ -84,14 +88,20 @@ class SentenceRules:
                 sorted(b for b in blocks if b < n), headers)
 
     def _lines(self, text: str, bounds: set[int], paragraphs: set[int], blocks: set[int]) -> None:
-        prev_line = ""
+        lines = text.split("\n")
+        if text.isascii():
+            continues = self.continues_folded.found_in
+            folded = text.lower().split("\n")
+        else:
+            continues, folded = self.continues.search, lines
+        prev_line = prev_folded = ""
         pos = 0
-        for line in text.split("\n"):
+        for line, line_folded in zip(lines, folded):
             start = pos
             pos += len(line) + 1
             stripped = line.strip()
             if not stripped:
-                prev_line = ""
+                prev_line = prev_folded = ""
                 continue
             if not prev_line.strip():
                 bounds.add(start)
@@ -100,9 +110,9 @@ class SentenceRules:
             elif self.list_item.match(line):
                 bounds.add(start)
                 paragraphs.add(start)
-            elif not self.continues.search(prev_line) and not stripped[0].islower():
+            elif not continues(prev_folded) and not stripped[0].islower():
                 bounds.add(start)
-            prev_line = line
+            prev_line, prev_folded = line, line_folded
 
 
 def _cap_sentences(text: str, bounds: set[int]) -> None:
