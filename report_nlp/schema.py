@@ -5,6 +5,7 @@ The enumerations here are the single definition of each value set; the rule-file
 """
 from __future__ import annotations
 
+import re
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -55,6 +56,7 @@ GRADE_SEVERITY: dict[int, str] = {g: s for s, g in SEVERITY_GRADE.items()}
 
 LEVEL_PATTERN = r"^(C[1-7]-C[2-7]|C7-T1|T([1-9]|1[0-2])-(T([2-9]|1[0-2])|L1)|L[1-5]-(L[2-5]|S1)|S1-S2)$"
 ROOT_PATTERN = r"^(C[1-8]|T([1-9]|1[0-2])|L[1-5]|S[1-5])$"
+_ROOT = re.compile(ROOT_PATTERN)
 
 
 class _Model(BaseModel):
@@ -93,9 +95,7 @@ class GoldFinding(_Model):
     @field_validator("roots")
     @classmethod
     def _roots_are_roots(cls, roots: list[str]) -> list[str]:
-        import re
-
-        bad = [r for r in roots if not re.match(ROOT_PATTERN, r)]
+        bad = [r for r in roots if not _ROOT.match(r)]
         if bad:
             msg = f"not nerve roots: {bad}"
             raise ValueError(msg)

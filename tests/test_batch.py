@@ -178,3 +178,45 @@ def test_batch_write_behind_keeps_order_and_hands_back_the_writers_error():
             behind.write(k, 1, [], [], [])
         behind.drain()
     assert failing.chunks == [0, 1, 2]  # nothing after the failed chunk is written
+
+
+class _InlinePool:
+    """A stand-in for the worker pool that runs each slice when its result is asked for and logs
+    the order of hand-overs and waits."""
+
+    def __init__(self):
+        self.log: list[tuple[str, str]] = []
+
+    def submit(self, fn, part):
+        pool, first_id = self, part[2][0]
+        pool.log.append(("submit", first_id))
+
+        class Future:
+            def result(self):
+                pool.log.append(("wait", first_id))
+                return fn(part)
+
+        return Future()
+
+    def shutdown(self, *a, **k):
+        pass
+
+
+def test_workers_get_the_next_chunk_before_the_parent_waits_on_theirs(tmp_path, monkeypatch):
+    """With workers, chunk k+1 is handed over before the parent waits on chunk k (no worker idles at a
+    chunk's end), chunks are still written in order, and the output equals a one-worker run."""
+    import report_nlp.analysis as analysis
+
+    src = tmp_path / "in.jsonl"
+    pd.DataFrame(rows(12)).to_json(src, orient="records", lines=True)
+    pool = _InlinePool()
+    monkeypatch.setattr(analysis, "worker_pool", lambda n: pool)
+    two = run(str(src), str(tmp_path / "two.db"), chunk_size=4, workers=2)
+    one = run(str(src), str(tmp_path / "one.db"), chunk_size=4)
+    assert (two.results, two.errors, two.findings) == (one.results, one.errors, one.findings) == (12, 0, one.findings)
+    log = pool.log
+    assert log.index(("submit", "r4")) < log.index(("wait", "r0"))
+    assert log.index(("submit", "r8")) < log.index(("wait", "r4"))
+    assert [i for kind, i in log if kind == "wait"] == [i for kind, i in log if kind == "submit"]
+    q = "SELECT chunk, rows_in FROM _progress ORDER BY chunk"
+    assert sqlite3.connect(tmp_path / "two.db").execute(q).fetchall() == [(0, 4), (1, 4), (2, 4)]

@@ -310,3 +310,49 @@ def test_pipeline_concepts_use_the_same_context(analyze):
 
 def test_pipeline_transitional_anatomy_is_flagged(analyze):
     assert analyze("There is a transitional lumbosacral vertebra. Mild bulge at L4-5.").level_numbering_uncertain
+
+
+def _gold_texts() -> list[str]:
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "corpora" / "gold.jsonl"
+    return [json.loads(line)["text"] for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def test_sentence_bounds_are_what_doc_sents_yields(nlp):
+    """The sentence offsets read from the token columns equal doc.sents' spans: on the gold reports,
+    on texts of one token or none, and on a Doc whose sentences come from a user hook."""
+    from report_nlp.pipeline.sentences import sentence_bounds
+
+    docs = list(nlp.pipe(_gold_texts() + ["", "x", "L4-5.", "  \n\n ", "One. Two.\n\nThree"]))
+    assert sum(len(list(d.sents)) for d in docs) > 500
+    for doc in docs:
+        assert sentence_bounds(doc) == [(s.start, s.end, s.start_char, s.end_char) for s in doc.sents]
+    doc = nlp("Mild stenosis at L4-5. No herniation.")
+    doc.user_hooks["sents"] = lambda d: iter([d[0:3], d[3:]])
+    assert sentence_bounds(doc) == [(0, 3, 0, doc[2].idx + len(doc[2])), (3, len(doc), doc[3].idx, len(doc.text))]
+
+
+def test_context_scope_is_medspacys_for_every_rule(nlp):
+    """The scope given to each ConText cue from the sentence's token bounds is the one
+    ConTextModifier computes itself from ``doc[start].sent``, for every rule (each direction, with and
+    without a rule max_scope) at cue positions across whole gold reports."""
+    from medspacy.context import ConTextModifier
+
+    from report_nlp.pipeline.context import _sentence_bounds, _sentence_scope
+
+    rules = list(nlp.get_pipe("report_nlp_context").context.rules)
+    assert {r.direction.lower() for r in rules} >= {"forward", "backward", "bidirectional"}
+    assert any(r.max_scope for r in rules)
+    checked = 0
+    for doc in nlp.pipe(_gold_texts()[:40]):
+        starts, bounds = _sentence_bounds(doc)
+        for start in range(0, len(doc) - 2, 3):
+            s0, s1 = next((a, b) for a, b in bounds if a <= start < b)
+            end = min(start + 2, s1)
+            for rule in rules[:: max(1, len(rules) // 40)] + [r for r in rules if r.max_scope]:
+                want = ConTextModifier(rule, start, end, doc).scope_span
+                assert _sentence_scope(rule, start, end, s0, s1) == want, (rule.literal, start)
+                checked += 1
+    assert checked > 10000

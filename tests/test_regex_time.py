@@ -376,7 +376,7 @@ def test_regex_pipeline_finds_the_one_finding_after_a_megabyte_of_whitespace(nlp
 def _context_view(doc) -> list:
     from report_nlp.pipeline.targets import SPAN_GROUP
 
-    return [(s.start, s.end, s.label_, tuple((m.category, m.modifier_span) for m in s._.modifiers),
+    return [(s.start, s.end, s.label_, tuple((m.category, m.modifier_span, m.scope_span) for m in s._.modifiers),
              s._.is_negated, s._.is_uncertain, s._.is_historical, s._.is_hypothetical)
             for s in doc.spans.get(SPAN_GROUP, [])]
 

@@ -13,6 +13,7 @@ from spacy.tokens import Doc, Span
 
 from ..resources import load_rules
 from .component import BatchComponent
+from .sentences import sentence_bounds
 from .targets import CONCEPT_LABEL, SPAN_GROUP
 
 ATTRIBUTES = {
@@ -51,6 +52,7 @@ class ReportContext(BatchComponent):
 
     def __init__(self, nlp: Language, name: str, rules: str = "report_nlp"):
         self.name = name
+        self._rule_of = {}
         self.trim_at_concepts = rules != "medspacy_default"
         if rules == "medspacy_default":
             # the evaluation baseline: medspaCy's own English rules, same targets and attributes
@@ -78,6 +80,7 @@ class ReportContext(BatchComponent):
         return self.context(doc)
 
     blockwise = True  # False: medspaCy's own ConText.__call__ (tests compare the two)
+    _rule_of: dict  # match id -> ConTextRule, filled as rules match
 
     def _blockwise(self, doc: Doc) -> Doc:
         """medspaCy's ConText, result for result, without pairing everything in the Doc with everything.
@@ -99,9 +102,19 @@ class ReportContext(BatchComponent):
         matcher = ctx._ConText__matcher  # medspaCy 1.3 keeps its matcher private; ConText.__call__ uses it so
         targets = list(doc.spans[SPAN_GROUP])
         modifiers = []
+        rule_of = self._rule_of
+        sentences = _sentence_bounds(doc) if not ctx.max_scope else None
         for match_id, start, end in matcher(doc):
-            rule = matcher.rule_map[ctx.nlp.vocab[match_id].text]
-            modifiers.append(ConTextModifier(rule, start, end, doc, max_scope=ctx.max_scope))
+            rule = rule_of.get(match_id)
+            if rule is None:
+                rule = rule_of[match_id] = matcher.rule_map[ctx.nlp.vocab.strings[match_id]]
+            if sentences is None:
+                modifiers.append(ConTextModifier(rule, start, end, doc, max_scope=ctx.max_scope))
+            else:
+                s0, s1 = sentences[1][bisect_right(sentences[0], start) - 1]
+                a, b = _sentence_scope(rule, start, end, s0, s1)
+                modifiers.append(ConTextModifier(rule, start, end, doc, scope_start=a, scope_end=b,
+                                                 max_scope=ctx.max_scope))
         if self.trim_at_concepts:
             modifiers = _trim_at_concepts(modifiers, targets, doc, ctx.max_scope)
         items = [(t.start, t.end, 0, i) for i, t in enumerate(targets)]
@@ -133,6 +146,37 @@ class ReportContext(BatchComponent):
         doc._.context_graph = ConTextGraph(targets=targets, modifiers=modifiers, edges=edges,
                                            prune_on_modifier_overlap=ctx.prune_on_target_overlap)
         return doc
+
+
+def _sentence_bounds(doc: Doc):
+    """(sentence start tokens, (start, end) per sentence) when ``Token.sent`` is the plain SENT_START
+    partition (no user hooks), else None. ``ConTextModifier`` asks ``doc[start].sent`` for each cue,
+    which walks the tokens to the sentence's ends every time."""
+    if doc.user_hooks or doc.user_span_hooks or doc.user_token_hooks or not doc.has_annotation("SENT_START"):
+        return None
+    bounds = [(a, b) for a, b, _, _ in sentence_bounds(doc)]
+    return [a for a, _ in bounds], bounds
+
+
+def _sentence_scope(rule: ConTextRule, start: int, end: int, s0: int, s1: int) -> tuple[int, int]:
+    """The scope ``ConTextModifier.__set_scope`` gives a cue at tokens [start, end) of sentence [s0, s1)
+    when ConText has no window (``max_scope`` of ConText unset); the rule's own ``max_scope`` clips it."""
+    limit, direction = rule.max_scope, rule.direction.lower()
+    if direction == "forward":
+        a, b = end, s1
+        if limit is not None and b - a > limit:
+            b = end + limit
+    elif direction == "backward":
+        a, b = s0, start
+        if limit is not None and b - a > limit:
+            a = start - limit
+    else:
+        a, b = s0, s1
+        if limit is not None and start - a > limit:
+            a = start - limit
+        if limit is not None and b - end > limit:
+            b = end + limit
+    return a, b
 
 
 def _split_first_token_sets(ctx: ConText) -> None:

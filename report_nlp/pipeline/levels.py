@@ -27,6 +27,7 @@ from ..resources import load_rules, lowercase_pattern
 from ..schema import SEVERITY_GRADE
 from .component import BatchComponent
 from .sections import doc_text, section_at
+from .sentences import sentence_bounds
 from .targets import CONCEPT_LABEL, SPAN_GROUP
 
 if not Doc.has_extension("report_findings"):
@@ -127,6 +128,8 @@ class Attacher:
             rf"(?P<a>{self._sev_plain(sev)})\s+(?:on\s+the\s+)?(?P<sa>left|right)\s*(?:,|and|/)\s*(?P<b>{self._sev_plain(sev)})\s+(?:on\s+the\s+)?(?P<sb>left|right)\s*$",
         )
         self._sev_plain_re = self._sev_plain(sev)
+        # a severity word at the end of the window before a root relation (at most one word after it)
+        self.sev_at_end = re.compile(rf"(?:{self._sev_plain_re})\W*(?:\w+\W+)?$", re.I)
         self.post_pairs = compile_(rf"\b({self._sev_plain(sev)})\s+(?:on\s+the\s+)?(left|right)\b")
         self.floors = [(f["grade"], compile_(rf"\b(?:{f['pattern']})")) for f in sev["relation_floors"]]
         # one pass that says whether any rule of a family can match a fragment (most fragments hold no
@@ -485,7 +488,7 @@ class Attacher:
         if not spans:
             return []
         targets = [(s.start_char, s.end_char) for s in spans]
-        sentences = [(s.start_char, s.end_char) for s in doc.sents]
+        sentences = [(a, b) for _, _, a, b in sentence_bounds(doc)]
         sent_starts = [s[0] for s in sentences]
         groups = self.level_groups(text, original if self.fold else None)
         doc._.report_level_mentions = tuple((g.start, tuple(g.levels)) for g in groups if g.levels)
@@ -596,7 +599,7 @@ class Attacher:
         if kind in ("nerve_root_impingement", "cord_compression", "cauda_equina_compression"):
             # active forms carry the relation word inside the target, passive ones just after it
             floor = self.floor_grade(inside) or self.floor_grade(text[t1:min(len(text), t1 + 40)].split(".")[0])
-            if severity is not None and not m_in and not re.search(rf"(?:{self._sev_plain_re})\W*(?:\w+\W+)?$", pre[-25:], re.I):
+            if severity is not None and not m_in and not self.sev_at_end.search(pre[-25:]):
                 severity = None  # a severity far before a root relation belongs to another finding
         return {
             "side": side,
