@@ -542,14 +542,22 @@ def open_writer(out: str, resume: bool):
 
 
 # ----------------------------------------------------------------- the run
-def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, exam_cols, seen: set,
-                  pool=None, workers: int = 1) -> tuple[list[dict], list[dict], list[dict], int]:
-    """Analyse one chunk: (result rows, finding rows, error rows, characters analysed)."""
-    from . import analyze_many
+@dataclass
+class Screened:
+    """A chunk after the row checks: the rows to analyse and the rows already in error."""
 
-    errors: list[dict] = []
-    ok_ids, ok_texts, ok_exams = [], [], []
+    records: list[dict]
+    start_row: int
+    errors: list[dict]
+    ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    exams: list = field(default_factory=list)
+
+
+def screen_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, exam_cols, seen: set) -> Screened:
+    """Check every row of a chunk (id, duplicate, text, size, exam fields); the accepted ids join ``seen``."""
     records = df.to_dict(orient="records")
+    out = Screened(records=records, start_row=start_row, errors=[])
     for offset, row in enumerate(records):
         number = start_row + offset
         rid = row.get(id_col)
@@ -584,18 +592,34 @@ def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, 
             except (ValueError, TypeError) as exc:
                 stage, reason = "exam", f"invalid exam fields: {str(exc).splitlines()[0][:200]}"
         if reason is not None:
-            errors.append({"report_id": rid, "row_number": number, "stage": stage, "reason": reason})
+            out.errors.append({"report_id": rid, "row_number": number, "stage": stage, "reason": reason})
             continue
         seen.add(rid)
-        ok_ids.append(rid)
-        ok_texts.append(body)
-        ok_exams.append(exam)
+        out.ids.append(rid)
+        out.texts.append(body)
+        out.exams.append(exam)
+    return out
+
+
+def submit_chunk(screened: Screened, pool, workers: int) -> list:
+    """Hand a screened chunk's reports to the pool in slices; returns the futures, in order."""
+    size = max(1, -(-len(screened.texts) // (workers * 4)))
+    return [pool.submit(_rows_worker, (screened.texts[i:i + size], screened.exams[i:i + size], screened.ids[i:i + size]))
+            for i in range(0, len(screened.texts), size)]
+
+
+def finish_chunk(screened: Screened, id_col: str, seen: set, futures: Optional[list] = None) -> tuple[list[dict], list[dict], list[dict], int]:
+    """(result rows, finding rows, error rows, characters analysed) of a screened chunk: from the
+    workers' ``futures`` when given, else analysed here."""
+    from . import analyze_many
+
+    errors = screened.errors
+    ok_ids, ok_texts, ok_exams = screened.ids, screened.texts, screened.exams
     results, findings = [], []
     try:
-        if pool is not None:  # workers return finished rows: the parent only reads and writes
-            size = max(1, -(-len(ok_texts) // (workers * 4)))
-            parts = [(ok_texts[i:i + size], ok_exams[i:i + size], ok_ids[i:i + size]) for i in range(0, len(ok_texts), size)]
-            for part_results, part_findings in pool.map(_rows_worker, parts):
+        if futures is not None:  # workers return finished rows: the parent only reads and writes
+            for future in futures:
+                part_results, part_findings = future.result()
                 results.extend(part_results)
                 findings.extend(part_findings)
         else:
@@ -618,11 +642,19 @@ def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, 
                 seen.discard(rid)
     chars = sum(len(t) for t in ok_texts)
     # row numbers of analysis errors: fill from the id
-    numbers = {str(row.get(id_col)): start_row + i for i, row in enumerate(records)}
+    numbers = {str(row.get(id_col)): screened.start_row + i for i, row in enumerate(screened.records)}
     for e in errors:
         if e["row_number"] is None:
             e["row_number"] = numbers.get(e["report_id"])
     return results, findings, errors, chars
+
+
+def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, exam_cols, seen: set,
+                  pool=None, workers: int = 1) -> tuple[list[dict], list[dict], list[dict], int]:
+    """Analyse one chunk: (result rows, finding rows, error rows, characters analysed)."""
+    screened = screen_chunk(df, start_row, id_col, text_col, exam_cols, seen)
+    futures = submit_chunk(screened, pool, workers) if pool is not None else None
+    return finish_chunk(screened, id_col, seen, futures)
 
 
 def _rows_worker(part: tuple[list, list, list]) -> tuple[list[dict], list[dict]]:
@@ -675,6 +707,22 @@ def run(
         if pool is not None:
             behind = WriteBehind(writer)
         write = behind.write if behind is not None else writer.write
+        in_flight: Optional[tuple] = None  # with workers: the chunk they are on while the next is screened
+
+        def finish(chunk: int, n: int, screened: Screened, futures) -> None:
+            results, findings, errors, chars = finish_chunk(screened, id_col, seen, futures)
+            write(chunk, n, results, findings, errors)
+            summary.chars += chars
+            for r in results:
+                summary.categories[r["category"]] = summary.categories.get(r["category"], 0) + 1
+            for f in findings:
+                if not (f["negated"] or f["historical"] or f["hypothetical"]):
+                    summary.kinds[f["kind"]] = summary.kinds.get(f["kind"], 0) + 1
+            summary.seconds = time.perf_counter() - t0
+            summary.rows_in = screened.start_row + n
+            if progress:
+                progress(summary)
+
         row = 0
         for df in read_chunks(input_path, id_col, text_col, chunk_size, query):
             if row + len(df) <= done_rows:  # committed before the interruption
@@ -684,24 +732,28 @@ def run(
                 df = df.iloc[done_rows - row:]
                 row = done_rows
             n = len(df)
-            if id_col not in df.columns and len(df):
-                raise InputError(f"no id column {id_col!r} in input (columns: {', '.join(map(str, df.columns))})")
-            if text_col not in df.columns and len(df):
-                raise InputError(f"no text column {text_col!r} in input (columns: {', '.join(map(str, df.columns))})")
-            results, findings, errors, chars = process_chunk(df, row, id_col, text_col, exam_cols, seen, pool, workers)
-            write(chunk_no, n, results, findings, errors)
+            missing = [(what, col) for what, col in (("id", id_col), ("text", text_col)) if col not in df.columns]
+            if missing and len(df):
+                if in_flight is not None:  # what came before the bad chunk is committed, as without workers
+                    finish(*in_flight)
+                    in_flight = None
+                what, col = missing[0]
+                raise InputError(f"no {what} column {col!r} in input (columns: {', '.join(map(str, df.columns))})")
+            screened = screen_chunk(df, row, id_col, text_col, exam_cols, seen)
+            if pool is None:
+                finish(chunk_no, n, screened, None)
+            else:
+                # the next chunk goes to the workers before this process waits on the one they are on:
+                # no worker idles at a chunk's end while the others finish their slices
+                futures = submit_chunk(screened, pool, workers)
+                if in_flight is not None:
+                    finish(*in_flight)
+                in_flight = (chunk_no, n, screened, futures)
             chunk_no += 1
             row += n
-            summary.chars += chars
-            for r in results:
-                summary.categories[r["category"]] = summary.categories.get(r["category"], 0) + 1
-            for f in findings:
-                if not (f["negated"] or f["historical"] or f["hypothetical"]):
-                    summary.kinds[f["kind"]] = summary.kinds.get(f["kind"], 0) + 1
-            summary.seconds = time.perf_counter() - t0
-            summary.rows_in = row
-            if progress:
-                progress(summary)
+        if in_flight is not None:
+            finish(*in_flight)
+            in_flight = None
         summary.rows_in = row
         if behind is not None:
             behind.drain()

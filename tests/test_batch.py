@@ -198,6 +198,10 @@ class _InlinePool:
 
         return Future()
 
+    def map(self, fn, parts):
+        futures = [self.submit(fn, part) for part in parts]
+        return (f.result() for f in futures)
+
     def shutdown(self, *a, **k):
         pass
 
