@@ -233,6 +233,17 @@ class FastTfidf:
         self.min_n, self.max_n = vectorizer.ngram_range
         self.analyze = vectorizer.build_analyzer()
         self.words: dict[str, list[int]] = {}
+        # word unigrams and bigrams without sklearn's analyzer: its token pattern over the lowercased text;
+        # when the vocabulary was pruned by min_df only, a bigram in it has both of its words in it too
+        # (a pair occurs in no more documents than either word), so other pairs are not looked up
+        self.word_tokens = None
+        if (vectorizer.analyzer == "word" and vectorizer.ngram_range == (1, 2) and vectorizer.lowercase
+                and vectorizer.strip_accents is None and vectorizer.preprocessor is None
+                and vectorizer.tokenizer is None and vectorizer.stop_words is None and isinstance(vectorizer.token_pattern, str)
+                and re.compile(vectorizer.token_pattern).groups == 0):
+            self.word_tokens = re.compile(vectorizer.token_pattern).findall
+            self.pairs_need_words = (vectorizer.vocabulary is None and vectorizer.max_features is None
+                                     and isinstance(vectorizer.max_df, float) and vectorizer.max_df == 1.0)
         if vectorizer.analyzer not in ("word", "char_wb") or vectorizer.norm not in ("l2", None):
             raise TypeError("FastTfidf covers word and char_wb analyzers with l2 or no norm")
 
@@ -251,7 +262,23 @@ class FastTfidf:
                     ids.append(j)
         return ids
 
+    def _word_pair_ids(self, text: str) -> list[int]:
+        vocab = self.vocab
+        tokens = self.word_tokens(text.lower())
+        unigrams = list(map(vocab.get, tokens))
+        out = [j for j in unigrams if j is not None]
+        need_words = self.pairs_need_words
+        for i in range(len(tokens) - 1):
+            if need_words and (unigrams[i] is None or unigrams[i + 1] is None):
+                continue
+            j = vocab.get(f"{tokens[i]} {tokens[i + 1]}")
+            if j is not None:
+                out.append(j)
+        return out
+
     def ids(self, text: str) -> list[int]:
+        if self.word_tokens is not None:
+            return self._word_pair_ids(text)
         if not self.char_wb:
             vocab = self.vocab
             return [j for j in map(vocab.get, self.analyze(text)) if j is not None]

@@ -143,3 +143,21 @@ def test_model_reuses_the_pipelines_level_mentions(analyze):
     assert [lv for _, levels in mentions for lv in levels] == ["L3-L4", "L4-L5", "L5-S1", "L5-S1"]
     findings = analyze(text).findings
     assert level_records(text, findings, mentions) == level_records(text, findings)
+
+
+@pytest.mark.parametrize("params", [{"min_df": 2}, {"min_df": 1, "max_df": 0.3}, {"min_df": 2, "max_features": 300},
+                                    {"sublinear_tf": True, "min_df": 3}])
+def test_fast_word_pairs_equal_sklearn_for_other_fits(root, params):
+    """The word-pair path (no sklearn analyzer; pairs of out-of-vocabulary words skipped only where a
+    min_df-only vocabulary guarantees it) gives sklearn's matrix for vectorizers fitted other ways."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [json.loads(line)["text"] for line in (root / "corpora" / "gold.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), **params).fit(texts[::2])
+    fast = model_mod.FastTfidf(vectorizer)
+    assert fast.word_tokens is not None
+    assert fast.pairs_need_words == (set(params) <= {"min_df", "sublinear_tf"})
+    others = texts[1::2] + ODD_TEXTS
+    expected, got = vectorizer.transform(others), fast.transform(others)
+    assert (abs(expected) > 0).nnz == (abs(got) > 0).nnz > 1000
+    assert abs(expected - got).max() < 1e-12

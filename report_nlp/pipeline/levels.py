@@ -496,6 +496,8 @@ class Attacher:
             text, sentences, doc._.report_paragraphs, doc._.report_blocks, doc._.report_level_headers, targets, groups,
             self.root_levels(text),
         )
+        sections = doc._.report_sections
+        section_starts = [s[2] for s in sections]
         out: list[dict] = []
         infos: list[dict] = []
         for i, span in enumerate(spans):
@@ -532,7 +534,7 @@ class Attacher:
                 if nxt.label_ == "nerve_root_impingement" and nxt.start_char < info["sentence"][1]:
                     if self.linking.match(text[span.end_char:nxt.start_char]) and infos[i + 1]["side"] in ("left", "right"):
                         info["side"] = infos[i + 1]["side"]
-            out.extend(self._emit(doc, span, info, level_lists[i]))
+            out.extend(self._emit(doc, span, info, level_lists[i], section_at(sections, span.start_char, section_starts)))
         return out
 
     def _describe(self, text: str, span, prev_end: int, next_start: int) -> dict:
@@ -612,7 +614,8 @@ class Attacher:
             "floor": floor,
         }
 
-    def _emit(self, doc: Doc, span, info: dict, levels: list[tuple]) -> list[dict]:
+    def _emit(self, doc: Doc, span, info: dict, levels: list[tuple], where: tuple[str, str]) -> list[dict]:
+        """The finding dicts of one target; ``where``: (category, role) of its section."""
         kind = span.label_
         status = {"negated": False, "uncertain": False, "historical": False, "hypothetical": False}
         certainty = "affirmed"
@@ -632,7 +635,7 @@ class Attacher:
                 certainty = "possible"
         if status["negated"]:
             certainty = "negated"
-        category, role = section_at(doc._.report_sections, span.start_char)
+        category, role = where
         section = category if role != "exam" else "other"
         zones = [z for z in info["zones"] if z]
         zone = None

@@ -65,9 +65,11 @@ class SectionRules:
         return sections
 
 
-def section_at(sections, char: int) -> tuple[str, str]:
-    """(category, role) of the section holding character ``char``; ('other', 'none') before any header."""
-    starts = [s[2] for s in sections]
+def section_at(sections, char: int, starts: list[int] | None = None) -> tuple[str, str]:
+    """(category, role) of the section holding character ``char``; ('other', 'none') before any header.
+    ``starts``: the sections' header starts, when the caller asks for many characters of one Doc."""
+    if starts is None:
+        starts = [s[2] for s in sections]
     i = bisect_right(starts, char) - 1
     if i < 0:
         return "other", "none"
