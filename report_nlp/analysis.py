@@ -136,6 +136,8 @@ def analyze_texts(
             done += 1
             mentions = chunk_docs[0]._.report_level_mentions if len(chunk_docs) == 1 else None
             ready.append((_assemble(job, chunk_docs), job[1], mentions))
+            for doc in chunk_docs:
+                _release(doc)
             if len(ready) >= batch_size:
                 yield from second_opinion_many(ready)
                 ready = []
@@ -147,6 +149,15 @@ def analyze_texts(
                 continue
             yield from second_opinion_many(ready)
             return
+
+
+def _release(doc) -> None:
+    """A finished Doc holds Spans (ConText's graph and modifiers, in ``doc.user_data``) that hold the
+    Doc: a reference cycle, so every Doc waited for the cyclic garbage collector, whose full passes
+    were ~7% of ``analyze_many``. Nothing outside this module sees these Docs; emptying their
+    extension data lets reference counting free each one as soon as its Result is built."""
+    doc.user_data.clear()
+    doc.spans.clear()
 
 
 def _assemble(job, chunk_docs) -> Result:
