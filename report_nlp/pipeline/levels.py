@@ -267,12 +267,14 @@ class Attacher:
                 context = []
             ti0 = bisect_right(t_starts, s_start - 1)
             ti1 = bisect_right(t_starts, s_end - 1)
+            if ti0 == ti1:
+                continue  # no target starts in this sentence (most sentences)
             tidx = [i for i in range(ti0, ti1) if targets[i][1] <= s_end]
+            if not tidx:
+                continue
             gi0 = bisect_right(g_starts, s_start - 1)
             gi1 = bisect_right(g_starts, s_end - 1)
             sgroups = [g for g in groups[gi0:gi1] if header is None or g.start >= header[1]]
-            if not tidx:
-                continue
             for g in sgroups:
                 if g.context:  # "at each level": the levels named before it in the sentence, else those in force
                     before = [lv for x in sgroups if x.end <= g.start and not x.context for lv in x.levels]
