@@ -233,17 +233,18 @@ class FastTfidf:
         self.min_n, self.max_n = vectorizer.ngram_range
         self.analyze = vectorizer.build_analyzer()
         self.words: dict[str, list[int]] = {}
-        # word unigrams and bigrams without sklearn's analyzer: its token pattern over the lowercased text;
-        # when the vocabulary was pruned by min_df only, a bigram in it has both of its words in it too
-        # (a pair occurs in no more documents than either word), so other pairs are not looked up
-        self.word_tokens = None
+        # word unigrams and bigrams without sklearn's analyzer: its token pattern over the lowercased text,
+        # and the vocabulary's bigrams as a table first word -> second word -> column (no string built
+        # per pair); only where every two-word key reads one way (tokens hold no space)
+        self.word_tokens = self.pairs = None
         if (vectorizer.analyzer == "word" and vectorizer.ngram_range == (1, 2) and vectorizer.lowercase
                 and vectorizer.strip_accents is None and vectorizer.preprocessor is None
                 and vectorizer.tokenizer is None and vectorizer.stop_words is None and isinstance(vectorizer.token_pattern, str)
                 and re.compile(vectorizer.token_pattern).groups == 0):
-            self.word_tokens = re.compile(vectorizer.token_pattern).findall
-            self.pairs_need_words = (vectorizer.vocabulary is None and vectorizer.max_features is None
-                                     and isinstance(vectorizer.max_df, float) and vectorizer.max_df == 1.0)
+            token = re.compile(vectorizer.token_pattern)
+            self.pairs = _pair_table(self.vocab, token)
+            if self.pairs is not None:
+                self.word_tokens = token.findall
         if vectorizer.analyzer not in ("word", "char_wb") or vectorizer.norm not in ("l2", None):
             raise TypeError("FastTfidf covers word and char_wb analyzers with l2 or no norm")
 
@@ -263,17 +264,15 @@ class FastTfidf:
         return ids
 
     def _word_pair_ids(self, text: str) -> list[int]:
-        vocab = self.vocab
         tokens = self.word_tokens(text.lower())
-        unigrams = list(map(vocab.get, tokens))
-        out = [j for j in unigrams if j is not None]
-        need_words = self.pairs_need_words
-        for i in range(len(tokens) - 1):
-            if need_words and (unigrams[i] is None or unigrams[i + 1] is None):
-                continue
-            j = vocab.get(f"{tokens[i]} {tokens[i + 1]}")
-            if j is not None:
-                out.append(j)
+        out = [j for j in map(self.vocab.get, tokens) if j is not None]
+        pairs = self.pairs
+        for first, second in zip(tokens, tokens[1:]):
+            following = pairs.get(first)
+            if following is not None:
+                j = following.get(second)
+                if j is not None:
+                    out.append(j)
         return out
 
     def ids(self, text: str) -> list[int]:
@@ -318,6 +317,20 @@ class FastTfidf:
 
         rows, cols, values = self.weights(texts)
         return sparse.csr_matrix((values, (rows, cols)), shape=(len(texts), self.n_features))
+
+
+def _pair_table(vocab: dict, token: re.Pattern) -> Optional[dict]:
+    """The vocabulary's two-word keys as {first: {second: column}}; None when a key could be read as a
+    single token or split another way (a token pattern that matches spaces)."""
+    pairs: dict[str, dict[str, int]] = {}
+    for key, column in vocab.items():
+        if " " not in key:
+            continue
+        first, _, second = key.partition(" ")
+        if token.fullmatch(key) or " " in second or not (token.fullmatch(first) and token.fullmatch(second)):
+            return None
+        pairs.setdefault(first, {})[second] = column
+    return pairs
 
 
 @lru_cache(maxsize=8)

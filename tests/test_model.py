@@ -148,16 +148,19 @@ def test_model_reuses_the_pipelines_level_mentions(analyze):
 @pytest.mark.parametrize("params", [{"min_df": 2}, {"min_df": 1, "max_df": 0.3}, {"min_df": 2, "max_features": 300},
                                     {"sublinear_tf": True, "min_df": 3}])
 def test_fast_word_pairs_equal_sklearn_for_other_fits(root, params):
-    """The word-pair path (no sklearn analyzer; pairs of out-of-vocabulary words skipped only where a
-    min_df-only vocabulary guarantees it) gives sklearn's matrix for vectorizers fitted other ways."""
+    """The word-pair path (no sklearn analyzer, the vocabulary's bigrams as a first word -> second word
+    table) gives sklearn's matrix for vectorizers fitted other ways; a token pattern that can match a
+    space leaves the keys ambiguous and falls back to sklearn's analyzer."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     texts = [json.loads(line)["text"] for line in (root / "corpora" / "gold.jsonl").read_text("utf-8").splitlines() if line.strip()]
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), **params).fit(texts[::2])
     fast = model_mod.FastTfidf(vectorizer)
-    assert fast.word_tokens is not None
-    assert fast.pairs_need_words == (set(params) <= {"min_df", "sublinear_tf"})
+    assert fast.word_tokens is not None and len(fast.pairs) > 30
     others = texts[1::2] + ODD_TEXTS
     expected, got = vectorizer.transform(others), fast.transform(others)
     assert (abs(expected) > 0).nnz == (abs(got) > 0).nnz > 1000
     assert abs(expected - got).max() < 1e-12
+    spaced = TfidfVectorizer(ngram_range=(1, 2), token_pattern=r"[a-z]+(?: [a-z]+)?").fit(texts[::2])
+    assert model_mod.FastTfidf(spaced).word_tokens is None
+    assert abs(spaced.transform(others) - model_mod.FastTfidf(spaced).transform(others)).max() < 1e-12
