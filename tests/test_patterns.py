@@ -266,3 +266,16 @@ def test_patterns_any_of_refuses_patterns_it_could_break():
     assert any_of([]) is None
     joined = any_of([re.compile(r"\bleft\b"), re.compile(r"\bright\b")])
     assert joined.search("on the right") and not joined.search("brighter")
+
+
+@hypothesis.settings(max_examples=500, deadline=None)
+@hypothesis.given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 12), st.integers(1, 6)).map(
+    lambda t: (t[0], t[1], t[1] + t[2])), max_size=14))
+def test_prune_longest_is_medspacys_prune(matches):
+    """The targets' pruning keeps exactly what medspaCy's prune_overlapping_matches keeps, in its
+    order, ties and repeated passes included."""
+    from medspacy.common.util import prune_overlapping_matches
+
+    from report_nlp.pipeline.targets import prune_longest
+
+    assert prune_longest(list(matches)) == prune_overlapping_matches(list(matches))
