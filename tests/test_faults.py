@@ -113,17 +113,18 @@ def kill_and_resume(src: Path, out: str, kills: int, seed: int, workers: int = 1
         args = CLI + ["batch", str(src), "--out", out, "--chunk-size", str(KILL_CHUNK), "--workers", str(workers)] + (["--resume"] if k else [])
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 3600
-        first_commit, committed = None, before
-        while time.time() < deadline and proc.poll() is None and committed < target:
+        commits, committed = [], before  # (time, count) at each new count seen
+        # up to the target, and at least two new counts seen, to time a chunk on this run
+        while time.time() < deadline and proc.poll() is None and (committed < target or len(commits) < 2):
             time.sleep(0.01)
             committed = progress_rows(out)
-            if first_commit is None and committed > before:
-                first_commit = (time.time(), committed)
+            if committed > (commits[-1][1] if commits else before):
+                commits.append((time.time(), committed))
         # then a random moment within about one chunk's time (mid-chunk, mid-write or between chunks),
         # measured on this run: a fixed delay lets a fast machine run to the end before the tenth kill
         chunk_seconds = 0.3
-        if first_commit is not None and committed > first_commit[1]:
-            chunk_seconds = min(0.3, (time.time() - first_commit[0]) / (committed - first_commit[1]))
+        if len(commits) >= 2:
+            chunk_seconds = min(0.3, (commits[-1][0] - commits[0][0]) / (commits[-1][1] - commits[0][1]))
         time.sleep(rng.uniform(0.0, chunk_seconds))
         if proc.poll() is not None:
             break  # finished before this kill: nothing left to interrupt
