@@ -649,12 +649,10 @@ def finish_chunk(screened: Screened, id_col: str, seen: set, futures: Optional[l
     return results, findings, errors, chars
 
 
-def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, exam_cols, seen: set,
-                  pool=None, workers: int = 1) -> tuple[list[dict], list[dict], list[dict], int]:
-    """Analyse one chunk: (result rows, finding rows, error rows, characters analysed)."""
-    screened = screen_chunk(df, start_row, id_col, text_col, exam_cols, seen)
-    futures = submit_chunk(screened, pool, workers) if pool is not None else None
-    return finish_chunk(screened, id_col, seen, futures)
+def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, exam_cols,
+                  seen: set) -> tuple[list[dict], list[dict], list[dict], int]:
+    """Analyse one chunk in this process: (result rows, finding rows, error rows, characters analysed)."""
+    return finish_chunk(screen_chunk(df, start_row, id_col, text_col, exam_cols, seen), id_col, seen)
 
 
 def _rows_worker(part: tuple[list, list, list]) -> tuple[list[dict], list[dict]]:
@@ -753,7 +751,6 @@ def run(
             row += n
         if in_flight is not None:
             finish(*in_flight)
-            in_flight = None
         summary.rows_in = row
         if behind is not None:
             behind.drain()

@@ -237,11 +237,10 @@ class FastTfidf:
         # and the vocabulary's bigrams as a table first word -> second word -> column (no string built
         # per pair); only where every two-word key reads one way (tokens hold no space)
         self.word_tokens = self.pairs = None
+        token = re.compile(vectorizer.token_pattern) if isinstance(vectorizer.token_pattern, str) else None
         if (vectorizer.analyzer == "word" and vectorizer.ngram_range == (1, 2) and vectorizer.lowercase
                 and vectorizer.strip_accents is None and vectorizer.preprocessor is None
-                and vectorizer.tokenizer is None and vectorizer.stop_words is None and isinstance(vectorizer.token_pattern, str)
-                and re.compile(vectorizer.token_pattern).groups == 0):
-            token = re.compile(vectorizer.token_pattern)
+                and vectorizer.tokenizer is None and vectorizer.stop_words is None and token is not None and token.groups == 0):
             self.pairs = _pair_table(self.vocab, token)
             if self.pairs is not None:
                 self.word_tokens = token.findall

@@ -52,7 +52,6 @@ class ReportContext(BatchComponent):
 
     def __init__(self, nlp: Language, name: str, rules: str = "report_nlp"):
         self.name = name
-        self._rule_of = {}
         self.trim_at_concepts = rules != "medspacy_default"
         if rules == "medspacy_default":
             # the evaluation baseline: medspaCy's own English rules, same targets and attributes
@@ -80,7 +79,6 @@ class ReportContext(BatchComponent):
         return self.context(doc)
 
     blockwise = True  # False: medspaCy's own ConText.__call__ (tests compare the two)
-    _rule_of: dict  # match id -> ConTextRule, filled as rules match
 
     def _blockwise(self, doc: Doc) -> Doc:
         """medspaCy's ConText, result for result, without pairing everything in the Doc with everything.
@@ -102,12 +100,9 @@ class ReportContext(BatchComponent):
         matcher = ctx._ConText__matcher  # medspaCy 1.3 keeps its matcher private; ConText.__call__ uses it so
         targets = list(doc.spans[SPAN_GROUP])
         modifiers = []
-        rule_of = self._rule_of
         sentences = _sentence_bounds(doc) if not ctx.max_scope else None
         for match_id, start, end in matcher(doc):
-            rule = rule_of.get(match_id)
-            if rule is None:
-                rule = rule_of[match_id] = matcher.rule_map[ctx.nlp.vocab.strings[match_id]]
+            rule = matcher.rule_map[ctx.nlp.vocab.strings[match_id]]
             if sentences is None:
                 modifiers.append(ConTextModifier(rule, start, end, doc, max_scope=ctx.max_scope))
             else:
