@@ -120,7 +120,9 @@ def analyze_texts(
             pieces = _chunks(cleaned) if cleaned.strip() else []
             jobs.append((original, cleaned, errors, _as_exam(exam), rid, pieces))
             for a, b in pieces:
-                doc = nlp.make_doc(cleaned[a:b])
+                piece = cleaned[a:b]
+                doc = nlp.make_doc(piece)
+                doc._.report_text = piece  # spaCy's tokenizer keeps the text as given: no join of every token later
                 doc._.report_concepts = concept_list
                 yield doc
 

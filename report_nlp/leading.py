@@ -48,12 +48,18 @@ def _first(items) -> Optional[list]:
                 continue
             return found + inner
         if name == "BRANCH":
+            empty = 0  # alternatives that consume nothing ("(?:(?<=a)|(?<=b))"): what follows may open the match
             for alternative in av[1]:
                 inner = _first(alternative)
-                if inner is None or inner == _EMPTY:
+                if inner is None:
                     return None
-                found = found + inner
-            return found
+                if inner == _EMPTY:
+                    empty += 1
+                else:
+                    found = found + inner
+            if not empty:
+                return found
+            continue
         if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
             low, _, sub = av
             inner = _first(sub)

@@ -28,7 +28,7 @@ def test_leading_scan_of_every_target_rule_finds_what_finditer_finds(nlp):
     """Every target rule as the targets component runs it on ASCII text (lowercased, scanned) gives the
     spans of ``finditer`` on the gold reports; nearly all rules have a scan."""
     scans = nlp.get_pipe("report_nlp_targets").compiled_lower
-    assert sum(scan.scan is not None for _, scan in scans) >= len(scans) - 2
+    assert sum(scan.scan is not None for _, scan in scans) >= len(scans) - 1
     hits = 0
     texts = _texts()
     for rule, scan in scans:
@@ -47,6 +47,10 @@ def test_leading_scan_of_every_target_rule_finds_what_finditer_finds(nlp):
     (r"[a-c\d]x", True),
     (r"a?", False),  # can match the empty string
     (r"\b(?:x|y?)z", False),  # an alternative that can be empty
+    (r"(?:(?<=a\s)|(?<=b\s))(?:x\s+)?canal", True),  # alternatives that consume nothing, then a word
+    (r"(?:(?<=a)|(?<=b))", False),  # nothing but lookbehinds
+    (r"(?:(?<=a)|b)", False),  # may consume nothing
+    (r"(?:(?<=a)|b)c", True),
     (r"(a)\1", False),  # backreference
     (r"[^a]b", False),  # negated class
     (r".b", False),  # any character
@@ -56,7 +60,7 @@ def test_leading_scan_is_built_only_where_the_first_characters_are_known(pattern
 
 
 ATOMS = ["a", "b", "ab", r"\bab", r"\s", r"\s+", "[ab]", r"\d", "(?:a|b)", "(?:ab|b)", "a?", "b*", "(?<=a)b", "(?<!a)b",
-         r"(?=b)", r"\b", "(?:a|)", "c", " "]
+         r"(?=b)", r"\b", "(?:a|)", "c", " ", "(?:(?<=a)|(?<=b))", "(?:(?<=a)|b)", "(?:(?<=a )|(?<=c))"]
 
 
 @settings(max_examples=400, deadline=None, derandomize=True, database=None)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from spacy.language import Language
 
 from report_nlp.pipeline.build import COMPONENTS
@@ -21,6 +23,32 @@ def test_pipeline_factories_are_registered(name):
 def test_pipeline_analysis_has_no_problems(nlp):
     problems = nlp.analyze_pipes()["problems"]
     assert all(not v for v in problems.values())
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(text=st.text(max_size=200))
+def test_pipeline_tokenizer_keeps_any_text_as_given(nlp, text):
+    """``analyze_many`` gives each Doc its text instead of joining the tokens again (``doc_text``): that
+    relies on spaCy's tokenizer giving back exactly the text it was handed, whatever the characters."""
+    assert nlp.make_doc(text).text == text
+
+
+def test_pipeline_docs_of_analyze_many_carry_their_own_text(nlp, monkeypatch):
+    """The text put on each Doc before the pipeline runs is the Doc's text (pieces of a long report too)."""
+    from report_nlp import analysis
+
+    seen = []
+    release = analysis._release
+
+    def spy(doc):
+        seen.append((doc._.report_text, doc.text))
+        release(doc)
+
+    monkeypatch.setattr(analysis, "_release", spy)
+    texts = ["FINDINGS:\r\nL4-5:  mild\tstenosis.\u00a0\u2028 Done.", "x" * 10, "L5-S1: disc bulge. " * 1500]
+    list(analysis.analyze_texts(texts))
+    assert len(seen) > len(texts)  # the long one in pieces
+    assert all(preset == text for preset, text in seen)
 
 
 def test_pipeline_pipe_runs_stage_by_stage_per_batch_with_the_same_docs(nlp, monkeypatch):
@@ -382,3 +410,36 @@ def test_analyze_many_leaves_no_doc_to_the_cycle_collector():
             gc.enable()
     assert sum(len(r.findings) for r in results) > 100
     assert docs == []
+
+
+def test_pipeline_span_values_read_and_write_what_span_underscore_does(nlp):
+    """``get_span_value``/``set_span_value`` (no Underscore object per access) see and leave the same
+    values as ``span._``: plain defaults, values set either way, same-offset spans (spaCy keys extension
+    values by character offsets), mutable defaults and getters (through ``span._``), unknown names."""
+    from spacy.tokens import Span
+
+    from report_nlp.pipeline.component import get_span_value, set_span_value
+
+    for name, kwargs in {"rn_test_plain": {"default": None}, "rn_test_tuple": {"default": ()},
+                         "rn_test_list": {"default": []}, "rn_test_getter": {"getter": lambda s: s.text.upper()}}.items():
+        Span.set_extension(name, force=True, **kwargs)
+    doc = nlp.make_doc("mild left foraminal stenosis at L4-5")
+    a, b, same = doc[0:2], doc[2:4], Span(doc, 0, 2, label="other")
+    assert get_span_value(a, "rn_test_plain") is None and get_span_value(a, "rn_test_tuple") == ()
+    set_span_value(a, "rn_test_plain", "x")
+    b._.rn_test_tuple = (1,)
+    set_span_value(b, "rn_test_tuple", get_span_value(b, "rn_test_tuple") + (2,))
+    for span in (a, b, same):
+        for name in ("rn_test_plain", "rn_test_tuple", "rn_test_list", "rn_test_getter"):
+            assert get_span_value(span, name) == getattr(span._, name), (span, name)
+    assert a._.rn_test_plain == "x" == get_span_value(same, "rn_test_plain") and b._.rn_test_tuple == (1, 2)
+    got = get_span_value(a, "rn_test_list")
+    got.append(3)
+    assert a._.rn_test_list == [3]  # a mutable default is stored on first read, as span._ does
+    set_span_value(a, "rn_test_list", [4])
+    assert a._.rn_test_list == [4]
+    for call in (lambda: get_span_value(a, "rn_test_missing"), lambda: set_span_value(a, "rn_test_missing", 1)):
+        with pytest.raises(AttributeError):
+            call()
+    for name in ("rn_test_plain", "rn_test_tuple", "rn_test_list", "rn_test_getter"):
+        Span.remove_extension(name)

@@ -12,7 +12,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..resources import load_rules
-from .component import BatchComponent
+from .component import BatchComponent, get_span_value, set_span_value
 from .sentences import sentence_bounds
 from .targets import CONCEPT_LABEL, SPAN_GROUP
 
@@ -135,7 +135,7 @@ class ReportContext(BatchComponent):
             _update_scopes(block_modifiers)
             edges.extend(_apply_modifiers(block_targets, block_modifiers))
         for target, modifier in edges:
-            target._.modifiers += (modifier,)
+            set_span_value(target, "modifiers", get_span_value(target, "modifiers") + (modifier,))
         if ctx.context_attributes_mapping:
             ctx.set_context_attributes(edges)
         doc._.context_graph = ConTextGraph(targets=targets, modifiers=modifiers, edges=edges,

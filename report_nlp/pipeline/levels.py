@@ -20,12 +20,12 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 
 from ..leading import LeadingScan
 from ..resources import load_rules, lowercase_pattern
 from ..schema import SEVERITY_GRADE
-from .component import BatchComponent
+from .component import BatchComponent, get_span_value
 from .sections import doc_text, section_at
 from .sentences import sentence_bounds
 from .targets import CONCEPT_LABEL, SPAN_GROUP
@@ -452,12 +452,12 @@ class Attacher:
         if level is None or level not in self.exiting:
             return []
         roles = []
-        lateral = [z for z in zones if z in self.zone_role]
         if kind == "foraminal_stenosis":
             roles = ["exiting"]
         elif kind == "lateral_recess_stenosis":
             roles = ["traversing"]
         elif kind in ("nerve_root_impingement", "disc_herniation"):
+            lateral = [z for z in zones if z in self.zone_role]
             if lateral:
                 roles = [self.zone_role[z] for z in lateral]
             elif kind == "nerve_root_impingement" or side in ("left", "right"):
@@ -622,8 +622,8 @@ class Attacher:
         status = {"negated": False, "uncertain": False, "historical": False, "hypothetical": False}
         certainty = "affirmed"
         cues = []
-        underscore = span._  # a new Underscore object at every access: take it once
-        for mod in getattr(underscore, "modifiers", ()):
+        modifiers = get_span_value(span, "modifiers") if Span.has_extension("modifiers") else ()
+        for mod in modifiers:
             attr = STATUS_ATTRS.get(mod.category)
             if attr is None:
                 continue
@@ -672,7 +672,7 @@ class Attacher:
                 variants.append((level, sev_override or info["severity"], side_override or info["side"]))
         out = []
         seen = set()
-        rule = getattr(getattr(underscore, "target_rule", None), "literal", None)
+        rule = getattr(get_span_value(span, "target_rule") if Span.has_extension("target_rule") else None, "literal", None)
         for level, severity, side in variants:
             key = (level, side)
             if key in seen:
@@ -703,7 +703,7 @@ class Attacher:
                     "section_role": role,
                     "start": span.start_char,
                     "end": span.end_char,
-                    "concept": underscore.concept_name if kind == CONCEPT_LABEL else None,
+                    "concept": get_span_value(span, "concept_name") if kind == CONCEPT_LABEL else None,
                     "rule": rule,
                     "cues": cues,
                     "sentence": info["sentence"],

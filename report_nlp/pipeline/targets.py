@@ -25,7 +25,7 @@ from spacy.tokens import Doc, Span
 
 from ..leading import LeadingScan
 from ..resources import expand_macros, load_rules, lowercase_pattern
-from .component import BatchComponent
+from .component import BatchComponent, set_span_value
 from .sections import doc_text
 
 # medspaCy's matcher holds our regex rules outside spaCy's Matcher, which then warns that it is empty.
@@ -134,7 +134,7 @@ class ReportTargets(BatchComponent):
         for i, start, end in prune_longest(found):
             rule = self.rules[i]
             span = Span(doc, start, end, label=rule.category)
-            span._.target_rule = rule
+            set_span_value(span, "target_rule", rule)
             spans.append(span)
         return spans
 
