@@ -443,3 +443,31 @@ def test_pipeline_span_values_read_and_write_what_span_underscore_does(nlp):
             call()
     for name in ("rn_test_plain", "rn_test_tuple", "rn_test_list", "rn_test_getter"):
         Span.remove_extension(name)
+
+
+def _sent_starts_one_by_one(token_starts: list[int], bounds: list[int]) -> list[int]:
+    """The SENT_START column as the splitter first wrote it: a walk over tokens and boundaries."""
+    values, j, prev = [], 0, -1
+    for i, idx in enumerate(token_starts):
+        value = 1 if i == 0 else -1
+        while j < len(bounds) and bounds[j] <= idx:
+            if bounds[j] > prev:
+                value = 1
+            j += 1
+        values.append(value)
+        prev = idx
+    return values
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+@given(gaps=st.lists(st.integers(1, 6), max_size=30), bounds=st.sets(st.integers(0, 120), max_size=25))
+def test_pipeline_sentence_starts_column_equals_the_token_walk(gaps, bounds):
+    """``sent_starts`` (numpy) marks the same tokens as the walk: token 0, and the first token at or after
+    each boundary; boundaries inside a token, between tokens or past the end included."""
+    import numpy
+
+    from report_nlp.pipeline.sentences import sent_starts
+
+    token_starts = list(numpy.cumsum([0, *gaps])) if gaps or bounds else []
+    got = sent_starts(numpy.asarray(token_starts, dtype="uint64"), sorted(bounds)).tolist()
+    assert got == _sent_starts_one_by_one(token_starts, sorted(bounds))

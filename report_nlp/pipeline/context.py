@@ -134,10 +134,13 @@ class ReportContext(BatchComponent):
             block_modifiers = [modifiers[k] for k in sorted(modifier_ids)]
             _update_scopes(block_modifiers)
             edges.extend(_apply_modifiers(block_targets, block_modifiers))
+        mapping = ctx.context_attributes_mapping  # what ConText.set_context_attributes sets, written directly
         for target, modifier in edges:
             set_span_value(target, "modifiers", get_span_value(target, "modifiers") + (modifier,))
-        if ctx.context_attributes_mapping:
-            ctx.set_context_attributes(edges)
+        if mapping:
+            for target, modifier in edges:
+                for name, value in mapping.get(modifier.category, {}).items():
+                    set_span_value(target, name, value)
         doc._.context_graph = ConTextGraph(targets=targets, modifiers=modifiers, edges=edges,
                                            prune_on_modifier_overlap=ctx.prune_on_target_overlap)
         return doc

@@ -144,21 +144,21 @@ class ReportSentences(BatchComponent):
         doc._.report_level_headers = tuple(headers)
         # Setting token.is_sent_start one by one re-checks the whole Doc each time (quadratic);
         # write the SENT_START column in one go instead.
-        values = numpy.full(len(doc), -1, dtype="int64")
-        j = 0
-        nb = len(bounds)
-        prev_idx = -1
-        for i, idx in enumerate(_token_starts(doc)):
-            if i == 0:
-                values[i] = 1
-            while j < nb and bounds[j] <= idx:
-                if bounds[j] > prev_idx:
-                    values[i] = 1
-                j += 1
-            prev_idx = idx
         if len(doc):
-            doc.from_array([SENT_START], values.view("uint64").reshape(-1, 1))
+            doc.from_array([SENT_START], sent_starts(doc.to_array(IDX), bounds).view("uint64").reshape(-1, 1))
         return doc
+
+
+def sent_starts(token_starts: numpy.ndarray, bounds: list[int]) -> numpy.ndarray:
+    """The SENT_START column (1 starts a sentence, -1 does not): the first token of the Doc, and for each
+    character boundary the first token that starts at or after it (boundaries past the last token start
+    nothing). ``token_starts``: each token's character offset, ascending."""
+    values = numpy.full(len(token_starts), -1, dtype="int64")
+    if len(token_starts):
+        first = numpy.searchsorted(token_starts, numpy.asarray(bounds, dtype=token_starts.dtype), side="left")
+        values[first[first < len(token_starts)]] = 1
+        values[0] = 1
+    return values
 
 
 def sentence_bounds(doc: Doc) -> list[tuple[int, int, int, int]]:
@@ -172,10 +172,6 @@ def sentence_bounds(doc: Doc) -> list[tuple[int, int, int, int]]:
     ends = [*starts[1:], len(doc)]
     idx, length = columns[:, 1].tolist(), columns[:, 2].tolist()
     return [(a, b, idx[a], idx[b - 1] + length[b - 1]) for a, b in zip(starts, ends)]
-
-
-def _token_starts(doc: Doc):
-    return doc.to_array([IDX]).tolist() if len(doc) else []
 
 
 @Language.factory(
