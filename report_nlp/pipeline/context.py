@@ -253,13 +253,16 @@ def _update_scopes(modifiers: list) -> None:
 
 def _apply_modifiers(targets: list, modifiers: list) -> list:
     """``ConTextGraph.apply_modifiers`` without pruning: each modifier takes, in target order, the targets
-    it ``modifies``; only targets that start or end inside its scope can pass that test."""
+    it ``modifies``; only targets that start or end inside its scope can pass that test, and terminating and
+    pseudo cues pass it for none."""
     by_start = sorted(range(len(targets)), key=lambda i: targets[i].start)
     starts = [targets[i].start for i in by_start]
     by_end = sorted(range(len(targets)), key=lambda i: targets[i].end)
     ends = [targets[i].end for i in by_end]
     edges = []
     for modifier in modifiers:
+        if modifier.direction in ("TERMINATE", "PSEUDO"):
+            continue  # ``modifies`` says False for these before anything else could differ (most cues are "," or "and")
         a, b = modifier.scope_span
         candidates = set(by_start[bisect_left(starts, a):bisect_left(starts, b)])  # a <= start < b
         candidates.update(by_end[bisect_right(ends, a):bisect_right(ends, b)])  # a < end <= b
