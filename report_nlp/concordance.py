@@ -16,6 +16,7 @@ Negated, historical and hypothetical findings never count as correlates.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Optional
 
 from .anatomy import adjacent, exam_vocabulary
@@ -94,11 +95,16 @@ def verdict_for(f: Finding, roots: list[str], side: Optional[str], numbering_unc
     return "discordant", f"{root_txt} ({what}) does not explain signs of {'/'.join(roots)}{signs} on the {side or 'unstated'} side"
 
 
+@lru_cache(maxsize=4096)
+def _no_exam(finding_index: int) -> FindingVerdict:
+    """The verdict of finding ``finding_index`` of a report without an exam (immutable, shared)."""
+    return FindingVerdict(finding_index=finding_index, verdict="not_assessable", explanation="no exam given")
+
+
 def assess(findings: list[Finding], exam: Optional[Exam], numbering_uncertain: bool = False) -> Concordance:
     if exam is None:
         return Concordance(overall="not_assessable", explanation="no exam given",
-                           per_finding=[FindingVerdict(finding_index=i, verdict="not_assessable", explanation="no exam given")
-                                        for i, f in enumerate(findings) if f.kind != "concept"])
+                           per_finding=[_no_exam(i) for i, f in enumerate(findings) if f.kind != "concept"])
     roots, evidence, unmapped = exam_roots(exam)
     per = []
     for i, f in enumerate(findings):

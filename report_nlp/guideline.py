@@ -30,8 +30,13 @@ def sentences() -> dict[str, str]:
 
 
 def cite(*ids: str) -> list[Citation]:
-    table = sentences()
-    return [Citation(id=i, text=table[i]) for i in ids]
+    return [_citation(i) for i in ids]
+
+
+@lru_cache(maxsize=None)
+def _citation(sentence_id: str) -> Citation:
+    """One immutable Citation per guideline sentence, shared by every Result that cites it."""
+    return Citation(id=sentence_id, text=sentences()[sentence_id])
 
 
 @lru_cache(maxsize=1)
@@ -179,12 +184,24 @@ def warnings_for(exam: Optional[Exam], category: str) -> list[Warning_]:
         out.append(Warning_(code="psychosocial", message=f"Psychosocial factors ({', '.join(exam.psychosocial_flags)}) predict poorer "
                             "outcomes: assess and address them concurrently. (G29)"))
     if exam is not None and exam.claudication_with_walking:
-        out.append(Warning_(code="vascular_claudication", message="Pain predictably with walking and relieved by rest: rule out "
-                            "vascular claudication with an ankle-brachial index. (G30)"))
+        out.append(_fixed_warning("vascular_claudication"))
     if category in ("conservative_care", "imaging_not_indicated"):
-        out.append(Warning_(code="avoid_immobilization", message="Avoid prolonged splinting, collars, bracing or bed rest: "
-                            "immobilisation leads to deconditioning and learned non-use. (G31)"))
+        out.append(_fixed_warning("avoid_immobilization"))
     return out
+
+
+FIXED_WARNINGS = {
+    "vascular_claudication": "Pain predictably with walking and relieved by rest: rule out vascular claudication with an "
+                             "ankle-brachial index. (G30)",
+    "avoid_immobilization": "Avoid prolonged splinting, collars, bracing or bed rest: immobilisation leads to deconditioning "
+                            "and learned non-use. (G31)",
+}
+
+
+@lru_cache(maxsize=None)
+def _fixed_warning(code: str) -> Warning_:
+    """The warnings whose wording never changes, one immutable instance each."""
+    return Warning_(code=code, message=FIXED_WARNINGS[code])
 
 
 def recommend(result: Result, concordance: Concordance) -> tuple[Recommendation, list[str]]:

@@ -167,3 +167,25 @@ def test_guideline_property_no_invasive_without_concordant_moderate_finding(find
         assert rec.category != "consider_invasive_referral"
     if rec.invasive_allowed:
         assert exam is not None and exam.invasive_candidate is True and exam.conservative_weeks >= 6
+
+
+def test_guideline_shared_citations_warnings_and_verdicts_cannot_leak_between_results(analyze):
+    """Citations, fixed warnings and the verdicts of a report without an exam are one immutable instance
+    each, shared by the Results that carry them: changing one is an error, and each Result's lists are
+    its own (extending one Result's citations leaves another's as they were)."""
+    from pydantic import ValidationError
+
+    text = "FINDINGS:\nL4-5: mild disc bulge. No canal stenosis.\nL5-S1: mild left foraminal stenosis."
+    a, b = analyze(text), analyze(text)
+    assert a.recommendation.citations[0] is b.recommendation.citations[0]
+    assert a.concordance.per_finding[0] is b.concordance.per_finding[0]
+    assert a.recommendation.warnings[0] is b.recommendation.warnings[0]
+    for shared, field in ((a.recommendation.citations[0], "text"), (a.concordance.per_finding[0], "verdict"),
+                          (a.recommendation.warnings[0], "message")):
+        with pytest.raises(ValidationError):
+            setattr(shared, field, "changed")
+    before = [c.id for c in b.recommendation.citations]
+    a.recommendation.citations.append(a.recommendation.citations[0])
+    a.concordance.per_finding.clear()
+    assert [c.id for c in b.recommendation.citations] == before and b.concordance.per_finding
+    assert analyze(text).model_dump() == b.model_dump()
