@@ -105,6 +105,7 @@ def analyze_texts(
     nlp=None,
 ) -> Iterator[Result]:
     from . import load
+    from .pipeline.component import set_doc_value
 
     nlp = nlp or load()
     concept_list = _concept_tuple(concepts)
@@ -122,8 +123,8 @@ def analyze_texts(
             for a, b in pieces:
                 piece = cleaned[a:b]
                 doc = nlp.make_doc(piece)
-                doc._.report_text = piece  # spaCy's tokenizer keeps the text as given: no join of every token later
-                doc._.report_concepts = concept_list
+                set_doc_value(doc, "report_text", piece)  # spaCy's tokenizer keeps the text as given: no join of tokens later
+                set_doc_value(doc, "report_concepts", concept_list)
                 yield doc
 
     stream = nlp.pipe(docs(), batch_size=batch_size)
@@ -164,6 +165,7 @@ def _release(doc) -> None:
 
 def _assemble(job, chunk_docs) -> Result:
     from .decide import decide
+    from .pipeline.component import get_doc_value
     from .pipeline.findings import red_flag_reader, study_reader, to_findings
     from .pipeline.sections import doc_text
 
@@ -172,9 +174,10 @@ def _assemble(job, chunk_docs) -> Result:
     sections_first = ()
     for (a, _), doc in zip(pieces, chunk_docs):
         findings.extend(to_findings(doc, original, offset=a))
-        flags_hist.extend(red_flag_reader().read(doc_text(doc), doc._.report_sections, original, offset=a))
+        sections = get_doc_value(doc, "report_sections")
+        flags_hist.extend(red_flag_reader().read(doc_text(doc), sections, original, offset=a))
         if a == 0:
-            sections_first = doc._.report_sections
+            sections_first = sections
     if len(pieces) > 1:
         errors.append(f"note: long report analysed in {len(pieces)} parts")
     study = study_reader().read(cleaned, sections_first, [f.level for f in findings])
@@ -209,9 +212,9 @@ def second_opinion_many(batch: list[tuple]) -> Iterator[Result]:
         predicted, _ = predict_records(model, records)
         by_report: dict[int, list[LevelOpinion]] = {}
         for rec, (model_class, probability) in zip(records, predicted):
-            by_report.setdefault(rec["_i"], []).append(LevelOpinion(
-                level=rec["level"], rules_class=rec["rules_class"], model_class=model_class,
-                model_probability=round(probability, 4), disagree=disagree(rec["rules_class"], model_class)))
+            by_report.setdefault(rec["_i"], []).append(LevelOpinion.model_validate({
+                "level": rec["level"], "rules_class": rec["rules_class"], "model_class": model_class,
+                "model_probability": round(probability, 4), "disagree": disagree(rec["rules_class"], model_class)}))
         for i, opinions in by_report.items():
             result = batch[i][0]
             result.model_levels = sorted(opinions, key=lambda o: o.level)

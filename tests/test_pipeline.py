@@ -471,3 +471,29 @@ def test_pipeline_sentence_starts_column_equals_the_token_walk(gaps, bounds):
     token_starts = list(numpy.cumsum([0, *gaps])) if gaps or bounds else []
     got = sent_starts(numpy.asarray(token_starts, dtype="uint64"), sorted(bounds)).tolist()
     assert got == _sent_starts_one_by_one(token_starts, sorted(bounds))
+
+
+def test_pipeline_doc_values_read_and_write_what_doc_underscore_does(nlp):
+    """``get_doc_value``/``set_doc_value`` see and leave what ``doc._`` does (plain and mutable defaults,
+    getters, unknown names)."""
+    from spacy.tokens import Doc
+
+    from report_nlp.pipeline.component import get_doc_value, set_doc_value
+
+    for name, kwargs in {"rn_test_plain": {"default": None}, "rn_test_list": {"default": []},
+                         "rn_test_getter": {"getter": lambda d: len(d)}}.items():
+        Doc.set_extension(name, force=True, **kwargs)
+    doc, other = nlp.make_doc("mild stenosis"), nlp.make_doc("no stenosis")
+    assert get_doc_value(doc, "rn_test_plain") is None
+    set_doc_value(doc, "rn_test_plain", ("x",))
+    assert doc._.rn_test_plain == ("x",) == get_doc_value(doc, "rn_test_plain") and other._.rn_test_plain is None
+    other._.rn_test_plain = 3
+    assert get_doc_value(other, "rn_test_plain") == 3
+    get_doc_value(doc, "rn_test_list").append(1)
+    assert doc._.rn_test_list == [1] and get_doc_value(doc, "rn_test_getter") == 2
+    with pytest.raises(AttributeError):
+        get_doc_value(doc, "rn_test_missing")
+    with pytest.raises(AttributeError):
+        set_doc_value(doc, "rn_test_missing", 1)
+    for name in ("rn_test_plain", "rn_test_list", "rn_test_getter"):
+        Doc.remove_extension(name)

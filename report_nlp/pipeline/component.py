@@ -46,3 +46,27 @@ def set_span_value(span: Span, name: str, value: Any) -> None:
         span.doc.user_data[("._.", name, span.start_char, span.end_char)] = value
     else:
         setattr(span._, name, value)
+
+
+def get_doc_value(doc: Doc, name: str) -> Any:
+    """``getattr(doc._, name)`` for a plain-valued extension, read from ``doc.user_data`` (see
+    ``get_span_value``); the components read a handful of these per Doc."""
+    extension = Doc.get_extension(name)
+    if extension is None:
+        raise AttributeError(f"no Doc extension {name!r}")
+    default, method, getter, _ = extension
+    if method is None and getter is None and not isinstance(default, Underscore.mutable_types):
+        return doc.user_data.get(("._.", name, None, None), default)
+    return getattr(doc._, name)
+
+
+def set_doc_value(doc: Doc, name: str, value: Any) -> None:
+    """``setattr(doc._, name, value)``, straight into ``doc.user_data`` where the extension has no setter."""
+    extension = Doc.get_extension(name)
+    if extension is None:
+        raise AttributeError(f"no Doc extension {name!r}")
+    _, method, getter, setter = extension
+    if method is None and getter is None and setter is None:
+        doc.user_data[("._.", name, None, None)] = value
+    else:
+        setattr(doc._, name, value)

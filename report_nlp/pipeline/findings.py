@@ -15,6 +15,7 @@ from spacy.tokens import Doc
 from ..leading import LeadingScan
 from ..resources import load_rules, lowercase_pattern
 from ..schema import Cue, Finding, RedFlagMention, Study
+from .component import get_doc_value
 from .targets import CONCEPT_LABEL
 
 EXCLUDED_SECTIONS = {"history", "technique", "comparison"}
@@ -23,35 +24,37 @@ EXCLUDED_SECTIONS = {"history", "technique", "comparison"}
 def to_findings(doc: Doc, original: str, offset: int = 0) -> list[Finding]:
     """Findings of one Doc; ``original`` is the user's text (the Doc holds its cleaned copy)."""
     out = []
-    for raw in doc._.report_findings:
+    for raw in get_doc_value(doc, "report_findings"):
         if raw["section"] in EXCLUDED_SECTIONS and raw["kind"] != CONCEPT_LABEL:
             continue
         start, end = raw["start"] + offset, raw["end"] + offset
-        out.append(
-            Finding(
-                kind=raw["kind"],
-                level=raw["level"],
-                side=raw["side"],
-                zone=raw["zone"],
-                roots=raw["roots"],
-                roots_inferred=raw["roots_inferred"],
-                severity=raw["severity"],
-                grade=raw["grade"],
-                negated=raw["negated"],
-                uncertain=raw["uncertain"],
-                historical=raw["historical"],
-                hypothetical=raw["hypothetical"],
-                certainty=raw["certainty"],
-                section=raw["section"],
-                text=original[start:end],
-                start=start,
-                end=end,
-                concept=raw["concept"],
-                cues=[Cue(text=original[c["start"] + offset:c["end"] + offset], category=c["category"],
-                          start=c["start"] + offset, end=c["end"] + offset) for c in raw["cues"]],
-            )
-        )
+        # model_validate of a dict: the same validation as Finding(**fields), without packing keyword arguments
+        out.append(validate_finding({
+            "kind": raw["kind"],
+            "level": raw["level"],
+            "side": raw["side"],
+            "zone": raw["zone"],
+            "roots": raw["roots"],
+            "roots_inferred": raw["roots_inferred"],
+            "severity": raw["severity"],
+            "grade": raw["grade"],
+            "negated": raw["negated"],
+            "uncertain": raw["uncertain"],
+            "historical": raw["historical"],
+            "hypothetical": raw["hypothetical"],
+            "certainty": raw["certainty"],
+            "section": raw["section"],
+            "text": original[start:end],
+            "start": start,
+            "end": end,
+            "concept": raw["concept"],
+            "cues": [Cue(text=original[c["start"] + offset:c["end"] + offset], category=c["category"],
+                         start=c["start"] + offset, end=c["end"] + offset) for c in raw["cues"]],
+        }))
     return out
+
+
+validate_finding = Finding.model_validate
 
 
 class StudyReader:

@@ -25,7 +25,7 @@ from spacy.tokens import Doc, Span
 from ..leading import LeadingScan
 from ..resources import load_rules, lowercase_pattern
 from ..schema import SEVERITY_GRADE
-from .component import BatchComponent, get_span_value
+from .component import BatchComponent, get_doc_value, get_span_value, set_doc_value
 from .sections import doc_text, section_at
 from .sentences import sentence_bounds
 from .targets import CONCEPT_LABEL, SPAN_GROUP
@@ -493,12 +493,12 @@ class Attacher:
         sentences = [(a, b) for _, _, a, b in sentence_bounds(doc)]
         sent_starts = [s[0] for s in sentences]
         groups = self.level_groups(text, original if self.fold else None)
-        doc._.report_level_mentions = tuple((g.start, tuple(g.levels)) for g in groups if g.levels)
+        set_doc_value(doc, "report_level_mentions", tuple((g.start, tuple(g.levels)) for g in groups if g.levels))
         level_lists = self.assign_levels(
-            text, sentences, doc._.report_paragraphs, doc._.report_blocks, doc._.report_level_headers, targets, groups,
-            self.root_levels(text),
+            text, sentences, get_doc_value(doc, "report_paragraphs"), get_doc_value(doc, "report_blocks"),
+            get_doc_value(doc, "report_level_headers"), targets, groups, self.root_levels(text),
         )
-        sections = doc._.report_sections
+        sections = get_doc_value(doc, "report_sections")
         section_starts = [s[2] for s in sections]
         out: list[dict] = []
         infos: list[dict] = []
@@ -742,7 +742,7 @@ class ReportLevels(BatchComponent):
 
     def __call__(self, doc: Doc) -> Doc:
         attacher = self.folded if doc_text(doc).isascii() else self.attacher
-        doc._.report_findings = tuple(attacher.findings(doc))
+        set_doc_value(doc, "report_findings", tuple(attacher.findings(doc)))
         return doc
 
 

@@ -12,7 +12,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..resources import load_rules
-from .component import BatchComponent
+from .component import BatchComponent, get_doc_value, set_doc_value
 
 if not Doc.has_extension("report_text"):
     Doc.set_extension("report_text", default=None)
@@ -20,10 +20,10 @@ if not Doc.has_extension("report_text"):
 
 def doc_text(doc: Doc) -> str:
     """``doc.text`` joins every token on each call: compute it once per Doc and keep it."""
-    text = doc._.report_text
+    text = get_doc_value(doc, "report_text")
     if text is None:
         text = doc.text
-        doc._.report_text = text
+        set_doc_value(doc, "report_text", text)
     return text
 
 
@@ -84,7 +84,7 @@ class ReportSections(BatchComponent):
         self.rules = SectionRules()
 
     def __call__(self, doc: Doc) -> Doc:
-        doc._.report_sections = tuple(self.rules.find(doc_text(doc)))
+        set_doc_value(doc, "report_sections", tuple(self.rules.find(doc_text(doc))))
         return doc
 
 

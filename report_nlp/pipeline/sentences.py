@@ -17,7 +17,7 @@ from spacy.tokens import Doc
 
 from ..leading import LeadingScan
 from ..resources import load_rules, lowercase_pattern
-from .component import BatchComponent
+from .component import BatchComponent, get_doc_value, set_doc_value
 from .sections import doc_text
 
 if not Doc.has_extension("report_paragraphs"):
@@ -138,10 +138,10 @@ class ReportSentences(BatchComponent):
         self.rules = SentenceRules()
 
     def __call__(self, doc: Doc) -> Doc:
-        bounds, paragraphs, blocks, headers = self.rules.split(doc_text(doc), doc._.report_sections)
-        doc._.report_paragraphs = tuple(paragraphs)
-        doc._.report_blocks = tuple(blocks)
-        doc._.report_level_headers = tuple(headers)
+        bounds, paragraphs, blocks, headers = self.rules.split(doc_text(doc), get_doc_value(doc, "report_sections"))
+        set_doc_value(doc, "report_paragraphs", tuple(paragraphs))
+        set_doc_value(doc, "report_blocks", tuple(blocks))
+        set_doc_value(doc, "report_level_headers", tuple(headers))
         # Setting token.is_sent_start one by one re-checks the whole Doc each time (quadratic);
         # write the SENT_START column in one go instead.
         if len(doc):

@@ -25,7 +25,7 @@ from spacy.tokens import Doc, Span
 
 from ..leading import LeadingScan
 from ..resources import expand_macros, load_rules, lowercase_pattern
-from .component import BatchComponent, set_span_value
+from .component import BatchComponent, get_doc_value, set_span_value
 from .sections import doc_text
 
 # medspaCy's matcher holds our regex rules outside spaCy's Matcher, which then warns that it is empty.
@@ -140,7 +140,7 @@ class ReportTargets(BatchComponent):
 
     def __call__(self, doc: Doc) -> Doc:
         spans = self.match(doc)
-        if doc._.report_concepts:
+        if get_doc_value(doc, "report_concepts"):
             spans.extend(self._concepts(doc))
         spans.sort(key=lambda s: (s.start, -s.end))
         doc.spans[SPAN_GROUP] = spans
