@@ -1,7 +1,11 @@
 """Throughput: report_nlp.analyze_many vs medspaCy's default pipeline, same reports, same process.
 
-Prints reports/s and characters/s for both in alternating rounds and the ratio (median of rounds).
-Run: python bench/throughput.py [--n 400] [--rounds 3]
+Each round runs the two pipelines in turn on the same slices of ``--chunk`` reports (one slice by one
+pipeline, then by the other), so both see the machine in the same state: this guest's speed drifts
+by 10-20% within seconds, and whole rounds in turn (4 s of medspaCy, then 0.4 s of ours) let one
+side alone catch a slow spell. Prints reports/s and characters/s for both (median of rounds), the
+ratio (median of the rounds' ratios) and the range of the rounds' ratios.
+Run: python bench/throughput.py [--n 400] [--rounds 3] [--chunk 50]
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--chunk", type=int, default=50, help="reports per slice the two pipelines take in turn")
     args = ap.parse_args()
     texts = reports(args.n)
     chars = sum(map(len, texts))
@@ -51,16 +56,26 @@ def main() -> None:
     list(report_nlp.analyze_many(texts[:20]))
     list(base.pipe(texts[:20]))
     ours, theirs = [], []
-    for _ in range(args.rounds):
-        theirs.append(timed(lambda: list(base.pipe(texts))))
-        ours.append(timed(lambda: list(report_nlp.analyze_many(texts))))
+    slices = [texts[i:i + args.chunk] for i in range(0, len(texts), args.chunk)]
+    for r in range(args.rounds):
+        o = t = 0.0
+        for k, part in enumerate(slices):
+            run_base = lambda: list(base.pipe(part))  # noqa: E731
+            run_ours = lambda: list(report_nlp.analyze_many(part))  # noqa: E731
+            first, second = (run_base, run_ours) if (r + k) % 2 == 0 else (run_ours, run_base)
+            a, b = timed(first), timed(second)
+            t, o = (t + a, o + b) if first is run_base else (t + b, o + a)
+        theirs.append(t)
+        ours.append(o)
+    ratios = [t / o for t, o in zip(theirs, ours)]
     o, t = statistics.median(ours), statistics.median(theirs)
     single = texts[0] * max(1, 3000 // len(texts[0]))
     one = statistics.median(timed(lambda: report_nlp.analyze(single)) for _ in range(20))
     print(f"reports: {args.n}, characters: {chars:,} (mean {chars // args.n} per report), rounds: {args.rounds}")
     print(f"medspaCy default : {args.n / t:8.1f} reports/s  {chars / t:12,.0f} chars/s")
     print(f"report_nlp       : {args.n / o:8.1f} reports/s  {chars / o:12,.0f} chars/s  (full Result objects)")
-    print(f"ratio report_nlp / medspaCy default: {t / o:.1f}x")
+    print(f"ratio report_nlp / medspaCy default: {statistics.median(ratios):.1f}x "
+          f"(rounds: {', '.join(f'{x:.1f}' for x in ratios)})")
     print(f"single {len(single):,}-character report: {one * 1000:.1f} ms")
 
 
