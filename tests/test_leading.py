@@ -101,6 +101,26 @@ def test_leading_scan_of_the_level_expressions_gives_finditer_matches_and_groups
     assert hits > 1000
 
 
+def test_leading_study_rules_agree_with_the_rules_as_written():
+    """Modality, region and contrast (study reader): each folded test on lowercased ASCII text says what
+    the re.I rule says on the text as written, for the gold reports' openings in three casings."""
+    from report_nlp.pipeline.findings import study_reader
+
+    reader = study_reader()
+    gold = [json.loads(line)["text"] for name in ("gold.jsonl", "gold_test.jsonl")
+            for line in (ROOT / "corpora" / name).read_text("utf-8").splitlines() if line.strip()]
+    heads = [t[:400] for t in gold if t.isascii()]
+    heads += [h.upper() for h in heads] + ["".join(c.upper() if i % 3 else c for i, c in enumerate(h)) for h in heads]
+    hits = 0
+    for plain, folded in zip(reader.tests, reader.tests_folded):
+        for (name, search), (name_f, found_in) in zip(plain, folded):
+            assert name == name_f
+            answers = [found_in(h.lower()) for h in heads]
+            assert answers == [bool(search(h)) for h in heads], name
+            hits += sum(answers)
+    assert hits > len(heads)
+
+
 def test_leading_numbering_uncertain_agrees_with_the_rule_as_written():
     """Transitional-anatomy wording (study reader): the folded scan on ASCII text says what the re.I rule
     says, on the gold reports in three casings and on the rule's own phrases."""

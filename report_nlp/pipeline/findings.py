@@ -65,6 +65,12 @@ class StudyReader:
         self.modality = [(m["modality"], re.compile(m["pattern"], re.I)) for m in study["modality"]]
         self.region = [(r["region"], re.compile(r["pattern"], re.I)) for r in study["region"]]
         self.contrast = [(c["contrast"], re.compile(c["pattern"], re.I)) for c in study["contrast"]]
+        # (name, test) per rule of the three families; for ASCII header text, the rules lowercased, over the
+        # lowercased text, through their leading-character scans
+        families = (self.modality, self.region, self.contrast)
+        self.tests = [[(name, rx.search) for name, rx in rules] for rules in families]
+        self.tests_folded = [[(name, LeadingScan(re.compile(lowercase_pattern(rx.pattern))).found_in) for name, rx in rules]
+                             for rules in families]
         transitional = load_rules("lexicon")["transitional_anatomy"]
         self.transitional = re.compile(transitional, re.I)
         self.transitional_folded = LeadingScan(re.compile(lowercase_pattern(transitional)))  # ASCII text, lowercased
@@ -78,8 +84,12 @@ class StudyReader:
         header_text += " " + text[: min(first, 300)]
         if not header_text.strip():
             header_text = text[:200]
-        modality = next((name for name, rx in self.modality if rx.search(header_text)), "unknown")
-        found = [name for name, rx in self.region if rx.search(header_text)]
+        if header_text.isascii():
+            subject, (modality_rules, region_rules, contrast_rules) = header_text.lower(), self.tests_folded
+        else:
+            subject, (modality_rules, region_rules, contrast_rules) = header_text, self.tests
+        modality = next((name for name, found_in in modality_rules if found_in(subject)), "unknown")
+        found = [name for name, found_in in region_rules if found_in(subject)]
         if "multiple" in found or len(set(found)) > 1:
             region = "multiple"
         elif found:
@@ -87,7 +97,7 @@ class StudyReader:
         else:
             letters = {lv[0] for lv in levels if lv}
             region = {"C": "cervical", "T": "thoracic", "L": "lumbar"}.get(next(iter(letters)), "unknown") if len(letters) == 1 else ("multiple" if len(letters) > 1 else "unknown")
-        contrast = next((value for value, rx in self.contrast if rx.search(header_text)), None)
+        contrast = next((value for value, found_in in contrast_rules if found_in(subject)), None)
         return Study(modality=modality, region=region, contrast=contrast)
 
     def numbering_uncertain(self, text: str) -> bool:
