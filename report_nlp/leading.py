@@ -130,3 +130,40 @@ class LeadingScan:
             out.append((a, b, m))
             pos = b  # never empty: every match consumes its first character
         return out
+
+
+def requires_digit(regex: re.Pattern) -> bool:
+    """True when every match of ``regex`` holds a decimal digit (``\\d``), read from its parse tree: a
+    fragment without one cannot match, so callers skip the search. False where that cannot be shown."""
+    if _p is None or not isinstance(regex.pattern, str):
+        return False
+    try:
+        return _needs_digit(list(_p.parse(regex.pattern, regex.flags & ~re.UNICODE)))
+    except (re.error, TypeError, ValueError, AttributeError, RecursionError):
+        return False
+
+
+def _is_digit_item(op, av) -> bool:
+    name = str(op)
+    if name == "LITERAL":
+        return chr(av) in "0123456789"
+    if name == "RANGE":
+        return "0" <= chr(av[0]) and chr(av[1]) <= "9"
+    return name == "CATEGORY" and str(av) == "CATEGORY_DIGIT"
+
+
+def _needs_digit(items) -> bool:
+    """Whether the sequence ``items`` consumes a digit on every path (lookarounds are not part of a match)."""
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL" and _is_digit_item(op, av):
+            return True
+        if name == "IN" and av and all(_is_digit_item(o, a) for o, a in av):
+            return True
+        if name == "SUBPATTERN" and _needs_digit(av[-1]):
+            return True
+        if name == "BRANCH" and all(_needs_digit(alternative) for alternative in av[1]):
+            return True
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1 and _needs_digit(av[2]):
+            return True
+    return False

@@ -153,3 +153,35 @@ def test_leading_sentence_rules_agree_with_the_rules_as_written(nlp):
     assert continued == [bool(rules.continues.search(line)) for line in lines]
     assert 50 < sum(continued) < len(lines) - 50
     assert [rules.sentence_end.spans(t) for t in texts] == [_finditer(_SENT_END, t) for t in texts]
+
+
+@pytest.mark.parametrize(("pattern", "needs"), [
+    (r"[CTLS]\d{1,2}", True), (r"L(?:4|5)", True), (r"(?:a|b)?[0-9]", True), (r"x(?:\d|y)", False),
+    (r"\d?", False), (r"\d*x", False), (r"(?=\d)x", False), (r"(\d)+", True), (r"a|\d", False), (r"[\dx]", False),
+])
+def test_leading_requires_digit_reads_the_pattern(pattern, needs):
+    from report_nlp.leading import requires_digit
+
+    assert requires_digit(re.compile(pattern)) is needs
+
+
+DIGIT_ATOMS = ["a", r"\d", "[0-9]", "5", r"\d?", r"\d+", "(?:a|1)", "(?:2|3)", "(?=1)", "[a1]", r"(\d)", "b*", r"\s"]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(pattern=st.lists(st.sampled_from(DIGIT_ATOMS), min_size=1, max_size=5).map("".join),
+       text=st.text(st.sampled_from("ab 15x\u0663"), max_size=30))
+def test_leading_requires_digit_never_skips_a_match(pattern, text):
+    """Where ``requires_digit`` says yes, every match holds a digit, so skipping digit-free text loses nothing."""
+    from report_nlp.leading import requires_digit
+
+    regex = re.compile(pattern)
+    if requires_digit(regex):
+        assert all(re.search(r"\d", m.group(0)) for m in regex.finditer(text))
+
+
+def test_leading_root_rules_require_a_digit():
+    """The levels component skips its two root searches on fragments without a digit: both rules need one."""
+    from report_nlp.pipeline.levels import Attacher
+
+    assert Attacher().roots_need_digit and Attacher(fold=True).roots_need_digit

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from ..leading import LeadingScan
+from ..leading import LeadingScan, requires_digit
 from ..resources import load_rules, lowercase_pattern
 from ..schema import SEVERITY_GRADE
 from .component import BatchComponent, get_doc_value, get_span_value, set_doc_value
@@ -37,6 +37,7 @@ if not Doc.has_extension("report_level_mentions"):
 
 VERTEBRAE = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)] + ["S1", "S2"]
 _VIDX = {v: i for i, v in enumerate(VERTEBRAE)}
+_DIGIT = re.compile(r"\d")
 SPINE_KINDS_WITHOUT_SIDE = {"central_canal_stenosis", "cord_compression", "cauda_equina_compression"}
 STATUS_ATTRS = {
     "NEGATED_EXISTENCE": "negated",
@@ -112,6 +113,7 @@ class Attacher:
         self.root_mention = compile_(lex["root_mention"])
         self.root_role_mention = compile_(lex["root_role_mention"])
         self.root_roles = lex["root_roles"]
+        self.roots_need_digit = requires_digit(self.root_mention) and requires_digit(self.root_role_mention)
         self.clause_break = compile_(lex["clause_breaks"])
         self.coordination = compile_(lex["coordination"])
         self.linking = compile_(lex["linking"])
@@ -420,6 +422,8 @@ class Attacher:
         return out
 
     def stated_roots(self, fragment: str):
+        if self.roots_need_digit and _DIGIT.search(fragment) is None:
+            return [], None, None  # a root is named with its number (most targets and windows hold none)
         roots, role, side = [], None, None
         for m in self.root_mention.finditer(fragment):
             for tok in re.findall(r"[CTLS]?\d{1,2}", m.group("roots"), re.I):
