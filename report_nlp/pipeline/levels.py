@@ -573,10 +573,12 @@ class Attacher:
                 if m_post:
                     severity = self._sev_name(m_post)
         # the window is searched with the target after it: "L NF narrowing" needs to see "NF"
-        side = self.side_in(inside) or self.side_in(pre + inside) or self.post_side_of(post)
+        side = self.side_in(inside) or (pre and self.side_in(pre + inside)) or self.post_side_of(post)
         if side is None and kind not in SPINE_KINDS_WITHOUT_SIDE and self.plural_bilateral.search(inside):
             side = "bilateral"
-        zone_hits = [z for _, z in self.zones_in(pre)] + [z for _, z in self.zones_in(inside)]
+        zone_hits = []  # zone words matter only where the kind does not fix the zone
+        if kind in ("disc_herniation", "disc_bulge", "nerve_root_impingement"):
+            zone_hits = [z for _, z in self.zones_in(pre)] + [z for _, z in self.zones_in(inside)]
         if kind in ("disc_herniation", "disc_bulge"):
             zone_hits += [z for _, z in self.zones_in(post)]
         kind_zone = {
