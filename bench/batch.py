@@ -1,7 +1,8 @@
 """Batch throughput and memory: N synthetic reports through `report-nlp batch` on 1 and 2 workers.
 
 Prints reports/s, characters/s and peak RSS of each run (each in its own process, so RSS is the
-run's own), and the ratio to medspaCy's default pipeline on a sample of the same reports; then the
+run's own), and the ratio to medspaCy's default pipeline on a sample of the same reports, measured
+before and after each run (the mean of the two: this machine's speed drifts over minutes); then the
 same figures after start-up (the run's time less that of the same command on a few reports), which
 is what a run of millions approaches.
 Run: python bench/batch.py [--n 100000] [--sample 300]
@@ -33,11 +34,7 @@ def run_batch(src: Path, out: Path, workers: int) -> tuple[float, int]:
     return seconds, max(peak_kb, before)
 
 
-def medspacy_rate(texts: list[str]) -> float:
-    from throughput import medspacy_default
-
-    nlp = medspacy_default()
-    list(nlp.pipe(texts[:10]))
+def medspacy_rate(nlp, texts: list[str]) -> float:
     t0 = time.perf_counter()
     list(nlp.pipe(texts))
     return len(texts) / (time.perf_counter() - t0)
@@ -56,9 +53,14 @@ def main() -> None:
         with open(src, "w") as fh:
             for i, t in enumerate(texts):
                 fh.write(json.dumps({"id": f"r{i}", "text": t}) + "\n")
-        base = medspacy_rate(texts[: args.sample])
+        from throughput import medspacy_default
+
+        medspacy = medspacy_default()
+        list(medspacy.pipe(texts[:10]))
+        sample = texts[: args.sample]
+        before = medspacy_rate(medspacy, sample)
         print(f"reports: {args.n:,}  characters: {chars:,}  cores: {os.cpu_count()}")
-        print(f"medspaCy default (sample of {args.sample}, 1 process): {base:.1f} reports/s")
+        print(f"medspaCy default (sample of {args.sample}, 1 process): {before:.1f} reports/s")
         tiny = Path(tmp) / "tiny.jsonl"
         first = first_steady = None
         for workers in (int(w) for w in args.workers.split(",")):
@@ -69,6 +71,10 @@ def main() -> None:
                     fh.write(json.dumps({"id": f"t{i}", "text": t}) + "\n")
             startup, _ = run_batch(tiny, Path(tmp) / f"tiny{workers}.db", workers)
             seconds, peak_kb = run_batch(src, Path(tmp) / f"out{workers}.db", workers)
+            after = medspacy_rate(medspacy, sample)
+            base = (before + after) / 2
+            print(f"medspaCy default after the run: {after:.1f} reports/s (ratios below use the mean, {base:.1f})")
+            before = after
             rate = args.n / seconds
             steady = args.n / max(seconds - startup, 1e-9)
             first, first_steady = first or rate, first_steady or steady
