@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -38,6 +39,8 @@ FINDING_COLUMNS = ["report_id", "finding_index", "kind", "level", "side", "zone"
                    "severity", "grade", "negated", "uncertain", "historical", "hypothetical", "certainty",
                    "section", "text", "start", "end"]
 ERROR_COLUMNS = ["report_id", "row_number", "stage", "reason"]
+_RESULT_VALUES = itemgetter(*RESULT_COLUMNS)  # row dict -> tuple of its column values, in column order
+_FINDING_VALUES = itemgetter(*FINDING_COLUMNS)
 # the one statement of the output column types (every other column is text): SQL tables, Parquet parts and Spark
 INT_COLUMNS = frozenset({"n_findings", "n_present", "max_grade", "finding_index", "grade", "start", "end", "row_number"})
 BOOL_COLUMNS = frozenset({"invasive_allowed", "roots_inferred", "negated", "uncertain", "historical", "hypothetical"})
@@ -204,13 +207,12 @@ def result_row(r: Result) -> dict:
 
 
 def finding_rows(r: Result) -> list[dict]:
+    """One row per finding, columns in FINDING_COLUMNS order; the Finding's own fields read as attributes
+    (plain str/int/bool values: what ``model_dump`` gives, without its serializer per finding)."""
     rows = []
     for i, f in enumerate(r.findings):
-        d = f.model_dump(include=set(FINDING_COLUMNS))
-        d["roots"] = ",".join(f.roots)
-        d["report_id"] = r.report_id
-        d["finding_index"] = i
-        rows.append({c: d.get(c) for c in FINDING_COLUMNS})
+        own = {"report_id": r.report_id, "finding_index": i, "roots": ",".join(f.roots)}
+        rows.append({c: own[c] if c in own else getattr(f, c) for c in FINDING_COLUMNS})
     return rows
 
 
@@ -253,9 +255,9 @@ class SQLiteWriter:
     def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
         with self.db:
             self.db.executemany(f"INSERT INTO results VALUES ({','.join('?' * len(RESULT_COLUMNS))})",
-                                [tuple(r[c] for c in RESULT_COLUMNS) for r in results])
+                                list(map(_RESULT_VALUES, results)))
             self.db.executemany(f"INSERT INTO findings VALUES ({','.join('?' * len(FINDING_COLUMNS))})",
-                                [tuple(r[c] for c in FINDING_COLUMNS) for r in findings])
+                                list(map(_FINDING_VALUES, findings)))
             self.db.executemany("INSERT INTO errors VALUES (?,?,?,?)", [tuple(r[c] for c in ERROR_COLUMNS) for r in errors])
             self.db.execute("INSERT INTO _progress VALUES (?,?,?)", (chunk, rows_in, time.time()))
 

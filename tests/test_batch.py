@@ -224,3 +224,27 @@ def test_workers_get_the_next_chunk_before_the_parent_waits_on_theirs(tmp_path, 
     assert [i for kind, i in log if kind == "wait"] == [i for kind, i in log if kind == "submit"]
     q = "SELECT chunk, rows_in FROM _progress ORDER BY chunk"
     assert sqlite3.connect(tmp_path / "two.db").execute(q).fetchall() == [(0, 4), (1, 4), (2, 4)]
+
+
+def test_batch_finding_rows_are_the_findings_as_dumped(analyze, root):
+    """Finding rows read the fields as attributes: the same values, types and column order as the
+    Finding's model_dump (roots joined with commas), for every finding of the gold reports."""
+    import json
+
+    from report_nlp.batch import FINDING_COLUMNS, finding_rows
+
+    texts = [json.loads(line)["text"] for line in (root / "corpora" / "gold.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    n = 0
+    for k, text in enumerate(texts[:60]):
+        result = analyze(text)
+        result.report_id = f"r{k}"
+        rows = finding_rows(result)
+        assert len(rows) == len(result.findings)
+        for i, (row, f) in enumerate(zip(rows, result.findings)):
+            dumped = f.model_dump()
+            expected = {c: dumped.get(c) for c in FINDING_COLUMNS}
+            expected.update(report_id=f"r{k}", finding_index=i, roots=",".join(f.roots))
+            assert list(row) == FINDING_COLUMNS
+            assert row == expected and [type(v) for v in row.values()] == [type(v) for v in expected.values()]
+            n += 1
+    assert n > 200
