@@ -22,51 +22,47 @@ class BatchComponent:
             yield from [self(doc) for doc in batch]
 
 
-def get_span_value(span: Span, name: str) -> Any:
-    """``getattr(span._, name)`` for an extension that holds a plain value (registered with an immutable
-    ``default``): read from ``doc.user_data`` under the key spaCy's Underscore uses, without building an
-    Underscore object per access (three per target). Other extensions go through ``span._``; an
-    extension that is not registered is an AttributeError, as there."""
-    extension = Span.get_extension(name)
+def _plain_extension(cls, name: str) -> tuple[Any, bool]:
+    """(default, whether the value lives in ``doc.user_data`` as is) of extension ``name`` of ``cls``
+    (Doc or Span): no getter, setter or method. An unknown name is an AttributeError, as through ``_``."""
+    extension = cls.get_extension(name)
     if extension is None:
-        raise AttributeError(f"no Span extension {name!r}")
-    default, method, getter, _ = extension
-    if method is None and getter is None and not isinstance(default, Underscore.mutable_types):
-        return span.doc.user_data.get(("._.", name, span.start_char, span.end_char), default)
-    return getattr(span._, name)
+        raise AttributeError(f"no {cls.__name__} extension {name!r}")
+    default, method, getter, setter = extension
+    return default, method is None and getter is None and setter is None
+
+
+def _read(cls, obj, doc: Doc, key: tuple, name: str) -> Any:
+    default, plain = _plain_extension(cls, name)
+    if plain and not isinstance(default, Underscore.mutable_types):  # a mutable default is stored on first read: via ``_``
+        return doc.user_data.get(key, default)
+    return getattr(obj._, name)
+
+
+def _write(cls, obj, doc: Doc, key: tuple, name: str, value: Any) -> None:
+    if _plain_extension(cls, name)[1]:
+        doc.user_data[key] = value
+    else:
+        setattr(obj._, name, value)
+
+
+# Extension values read and written in ``doc.user_data`` under the keys spaCy's Underscore uses, without
+# building an Underscore object per access (three per target, a dozen per Doc); tested against ``_``.
+def get_span_value(span: Span, name: str) -> Any:
+    """``getattr(span._, name)``."""
+    return _read(Span, span, span.doc, ("._.", name, span.start_char, span.end_char), name)
 
 
 def set_span_value(span: Span, name: str, value: Any) -> None:
-    """``setattr(span._, name, value)``, straight into ``doc.user_data`` where the extension has no setter."""
-    extension = Span.get_extension(name)
-    if extension is None:
-        raise AttributeError(f"no Span extension {name!r}")
-    _, method, getter, setter = extension
-    if method is None and getter is None and setter is None:
-        span.doc.user_data[("._.", name, span.start_char, span.end_char)] = value
-    else:
-        setattr(span._, name, value)
+    """``setattr(span._, name, value)``."""
+    _write(Span, span, span.doc, ("._.", name, span.start_char, span.end_char), name, value)
 
 
 def get_doc_value(doc: Doc, name: str) -> Any:
-    """``getattr(doc._, name)`` for a plain-valued extension, read from ``doc.user_data`` (see
-    ``get_span_value``); the components read a handful of these per Doc."""
-    extension = Doc.get_extension(name)
-    if extension is None:
-        raise AttributeError(f"no Doc extension {name!r}")
-    default, method, getter, _ = extension
-    if method is None and getter is None and not isinstance(default, Underscore.mutable_types):
-        return doc.user_data.get(("._.", name, None, None), default)
-    return getattr(doc._, name)
+    """``getattr(doc._, name)``."""
+    return _read(Doc, doc, doc, ("._.", name, None, None), name)
 
 
 def set_doc_value(doc: Doc, name: str, value: Any) -> None:
-    """``setattr(doc._, name, value)``, straight into ``doc.user_data`` where the extension has no setter."""
-    extension = Doc.get_extension(name)
-    if extension is None:
-        raise AttributeError(f"no Doc extension {name!r}")
-    _, method, getter, setter = extension
-    if method is None and getter is None and setter is None:
-        doc.user_data[("._.", name, None, None)] = value
-    else:
-        setattr(doc._, name, value)
+    """``setattr(doc._, name, value)``."""
+    _write(Doc, doc, doc, ("._.", name, None, None), name, value)
