@@ -8,6 +8,9 @@ where P matches, and ``re`` scans for S at C speed; group 1 is P's match. Search
 end of each match gives ``P.finditer``'s matches, in order (tested on every rule against ``finditer``).
 S is read from the pattern's parse tree; where it cannot be (a pattern that may match the empty string,
 a character class that is negated, a backreference), the pattern is scanned as written.
+
+``requires_digit`` reads from the same parse tree whether every match holds a digit, so that a
+caller can skip the search on fragments without one.
 """
 from __future__ import annotations
 
