@@ -105,7 +105,7 @@ def analyze_texts(
     nlp=None,
 ) -> Iterator[Result]:
     from . import load
-    from .pipeline.component import set_doc_value
+    from .pipeline.component import get_doc_value, set_doc_value
 
     nlp = nlp or load()
     concept_list = _concept_tuple(concepts)
@@ -137,7 +137,7 @@ def analyze_texts(
             chunk_docs = [pending.popleft() for _ in job[5]]
             jobs[done] = None  # release the text
             done += 1
-            mentions = chunk_docs[0]._.report_level_mentions if len(chunk_docs) == 1 else None
+            mentions = get_doc_value(chunk_docs[0], "report_level_mentions") if len(chunk_docs) == 1 else None
             ready.append((_assemble(job, chunk_docs), job[1], mentions))
             for doc in chunk_docs:
                 _release(doc)

@@ -497,3 +497,15 @@ def test_pipeline_doc_values_read_and_write_what_doc_underscore_does(nlp):
         set_doc_value(doc, "rn_test_missing", 1)
     for name in ("rn_test_plain", "rn_test_list", "rn_test_getter"):
         Doc.remove_extension(name)
+
+
+def test_pipeline_span_value_of_an_unregistered_extension_is_the_given_fallback(nlp):
+    """``get_span_value(span, name, missing)`` gives ``missing`` where nobody registered ``name`` (the levels
+    component reads ConText's ``modifiers`` so when ConText is not in the pipeline); without it, an error."""
+    from report_nlp.pipeline.component import get_span_value
+
+    span = nlp.make_doc("mild stenosis")[0:2]
+    assert get_span_value(span, "rn_test_never_registered", ()) == ()
+    assert get_span_value(span, "target_rule", "fallback") is None  # registered: its value, not the fallback
+    with pytest.raises(AttributeError):
+        get_span_value(span, "rn_test_never_registered")

@@ -1,7 +1,7 @@
 """What the report_nlp pipeline components share."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Optional
 
 from spacy.tokens import Doc, Span
 from spacy.tokens.underscore import Underscore
@@ -22,25 +22,40 @@ class BatchComponent:
             yield from [self(doc) for doc in batch]
 
 
-def _plain_extension(cls, name: str) -> tuple[Any, bool]:
-    """(default, whether the value lives in ``doc.user_data`` as is) of extension ``name`` of ``cls``
-    (Doc or Span): no getter, setter or method. An unknown name is an AttributeError, as through ``_``."""
+_MISSING = object()
+
+
+def _plain_extension(cls, name: str) -> Optional[tuple[Any, bool]]:
+    """(default, whether the value lives in ``doc.user_data`` as is: no getter, setter or method) of
+    extension ``name`` of ``cls`` (Doc or Span); None when nobody registered it."""
     extension = cls.get_extension(name)
     if extension is None:
-        raise AttributeError(f"no {cls.__name__} extension {name!r}")
+        return None
     default, method, getter, setter = extension
     return default, method is None and getter is None and setter is None
 
 
-def _read(cls, obj, doc: Doc, key: tuple, name: str) -> Any:
-    default, plain = _plain_extension(cls, name)
+def _unknown(cls, name: str) -> AttributeError:
+    return AttributeError(f"no {cls.__name__} extension {name!r}")  # as through ``_``
+
+
+def _read(cls, obj, doc: Doc, key: tuple, name: str, missing: Any = _MISSING) -> Any:
+    found = _plain_extension(cls, name)
+    if found is None:
+        if missing is _MISSING:
+            raise _unknown(cls, name)
+        return missing
+    default, plain = found
     if plain and not isinstance(default, Underscore.mutable_types):  # a mutable default is stored on first read: via ``_``
         return doc.user_data.get(key, default)
     return getattr(obj._, name)
 
 
 def _write(cls, obj, doc: Doc, key: tuple, name: str, value: Any) -> None:
-    if _plain_extension(cls, name)[1]:
+    found = _plain_extension(cls, name)
+    if found is None:
+        raise _unknown(cls, name)
+    if found[1]:
         doc.user_data[key] = value
     else:
         setattr(obj._, name, value)
@@ -48,9 +63,9 @@ def _write(cls, obj, doc: Doc, key: tuple, name: str, value: Any) -> None:
 
 # Extension values read and written in ``doc.user_data`` under the keys spaCy's Underscore uses, without
 # building an Underscore object per access (three per target, a dozen per Doc); tested against ``_``.
-def get_span_value(span: Span, name: str) -> Any:
-    """``getattr(span._, name)``."""
-    return _read(Span, span, span.doc, ("._.", name, span.start_char, span.end_char), name)
+def get_span_value(span: Span, name: str, missing: Any = _MISSING) -> Any:
+    """``getattr(span._, name)``; ``missing``, when given, for an extension nobody registered."""
+    return _read(Span, span, span.doc, ("._.", name, span.start_char, span.end_char), name, missing)
 
 
 def set_span_value(span: Span, name: str, value: Any) -> None:

@@ -29,7 +29,7 @@ def to_findings(doc: Doc, original: str, offset: int = 0) -> list[Finding]:
             continue
         start, end = raw["start"] + offset, raw["end"] + offset
         # model_validate of a dict: the same validation as Finding(**fields), without packing keyword arguments
-        out.append(validate_finding({
+        out.append(Finding.model_validate({
             "kind": raw["kind"],
             "level": raw["level"],
             "side": raw["side"],
@@ -53,8 +53,6 @@ def to_findings(doc: Doc, original: str, offset: int = 0) -> list[Finding]:
         }))
     return out
 
-
-validate_finding = Finding.model_validate
 
 
 class StudyReader:

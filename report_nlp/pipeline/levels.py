@@ -20,7 +20,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 
 from ..leading import LeadingScan, requires_digit
 from ..resources import load_rules, lowercase_pattern
@@ -628,8 +628,7 @@ class Attacher:
         status = {"negated": False, "uncertain": False, "historical": False, "hypothetical": False}
         certainty = "affirmed"
         cues = []
-        modifiers = get_span_value(span, "modifiers") if Span.has_extension("modifiers") else ()
-        for mod in modifiers:
+        for mod in get_span_value(span, "modifiers", ()):
             attr = STATUS_ATTRS.get(mod.category)
             if attr is None:
                 continue
@@ -678,7 +677,7 @@ class Attacher:
                 variants.append((level, sev_override or info["severity"], side_override or info["side"]))
         out = []
         seen = set()
-        rule = getattr(get_span_value(span, "target_rule") if Span.has_extension("target_rule") else None, "literal", None)
+        rule = getattr(get_span_value(span, "target_rule", None), "literal", None)
         for level, severity, side in variants:
             key = (level, side)
             if key in seen:
