@@ -17,9 +17,10 @@ import re
 import sqlite3
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -39,8 +40,6 @@ FINDING_COLUMNS = ["report_id", "finding_index", "kind", "level", "side", "zone"
                    "severity", "grade", "negated", "uncertain", "historical", "hypothetical", "certainty",
                    "section", "text", "start", "end"]
 ERROR_COLUMNS = ["report_id", "row_number", "stage", "reason"]
-_RESULT_VALUES = itemgetter(*RESULT_COLUMNS)  # row dict -> tuple of its column values, in column order
-_FINDING_VALUES = itemgetter(*FINDING_COLUMNS)
 # the one statement of the output column types (every other column is text): SQL tables, Parquet parts and Spark
 INT_COLUMNS = frozenset({"n_findings", "n_present", "max_grade", "finding_index", "grade", "start", "end", "row_number"})
 BOOL_COLUMNS = frozenset({"invasive_allowed", "roots_inferred", "negated", "uncertain", "historical", "hypothetical"})
@@ -58,8 +57,8 @@ class Summary:
     results: int = 0
     errors: int = 0
     findings: int = 0
-    categories: dict = field(default_factory=dict)
-    kinds: dict = field(default_factory=dict)
+    categories: Counter = field(default_factory=Counter)
+    kinds: Counter = field(default_factory=Counter)  # affirmed findings (not negated, historical or hypothetical)
     seconds: float = 0.0
     chars: int = 0
     resumed_chunks: int = 0
@@ -188,32 +187,47 @@ def count_rows(path: str) -> Optional[int]:
 
 
 # ----------------------------------------------------------------- rows out
-def result_row(r: Result) -> dict:
+# Result and finding rows are tuples in RESULT_COLUMNS / FINDING_COLUMNS order: executemany, DataFrame(rows,
+# columns=...) and the workers' pickles take them as they are (building a dict per finding row cost about
+# as much as inserting it). Error rows are dicts keyed by ERROR_COLUMNS: few, and completed as a chunk ends.
+_ROOTS_AT = FINDING_COLUMNS.index("roots")
+_FINDING_HEAD = attrgetter(*FINDING_COLUMNS[2:_ROOTS_AT])  # the Finding's own fields before "roots" ...
+_FINDING_TAIL = attrgetter(*FINDING_COLUMNS[_ROOTS_AT + 1:])  # ... and after it
+RESULT_AT = {c: i for i, c in enumerate(RESULT_COLUMNS)}  # column -> its place in a result row
+FINDING_AT = {c: i for i, c in enumerate(FINDING_COLUMNS)}
+_CATEGORY = itemgetter(RESULT_AT["category"])
+_KIND, _NEGATED, _HISTORICAL, _HYPOTHETICAL = (FINDING_AT[c] for c in ("kind", "negated", "historical", "hypothetical"))
+
+
+def result_row(r: Result) -> tuple:
+    """The ``results`` row of a Result (RESULT_COLUMNS order)."""
     present = [f for f in r.findings if f.affirmed and f.kind != "concept"]
     grades = [f.grade for f in present if f.grade is not None]
-    return {
-        "report_id": r.report_id,
-        "modality": r.study.modality,
-        "region": r.study.region,
-        "n_findings": len(r.findings),
-        "n_present": len(present),
-        "max_grade": max(grades) if grades else None,
-        "concordance": r.concordance.overall if r.concordance else None,
-        "category": r.recommendation.category if r.recommendation else None,
-        "invasive_allowed": bool(r.recommendation and r.recommendation.invasive_allowed),
-        "flags": ",".join(r.flags),
-        "notes": "; ".join(r.errors),
-    }
+    return (
+        r.report_id,
+        r.study.modality,
+        r.study.region,
+        len(r.findings),
+        len(present),
+        max(grades) if grades else None,
+        r.concordance.overall if r.concordance else None,
+        r.recommendation.category if r.recommendation else None,
+        bool(r.recommendation and r.recommendation.invasive_allowed),
+        ",".join(r.flags),
+        "; ".join(r.errors),
+    )
 
 
-def finding_rows(r: Result) -> list[dict]:
-    """One row per finding, columns in FINDING_COLUMNS order; the Finding's own fields read as attributes
-    (plain str/int/bool values: what ``model_dump`` gives, without its serializer per finding)."""
-    rows = []
-    for i, f in enumerate(r.findings):
-        own = {"report_id": r.report_id, "finding_index": i, "roots": ",".join(f.roots)}
-        rows.append({c: own[c] if c in own else getattr(f, c) for c in FINDING_COLUMNS})
-    return rows
+def finding_rows(r: Result) -> list[tuple]:
+    """One ``findings`` row per finding (FINDING_COLUMNS order); the Finding's own fields read as
+    attributes (plain str/int/bool values: what ``model_dump`` gives, without its serializer per finding)."""
+    rid = r.report_id
+    return [(rid, i) + _FINDING_HEAD(f) + (",".join(f.roots),) + _FINDING_TAIL(f) for i, f in enumerate(r.findings)]
+
+
+def as_dicts(rows: list[tuple], columns: list[str]) -> list[dict]:
+    """Rows as dicts keyed by ``columns``: for the writers whose libraries take records."""
+    return [dict(zip(columns, row)) for row in rows]
 
 
 # ----------------------------------------------------------------- writers
@@ -233,8 +247,7 @@ class SQLiteWriter:
               n_present INTEGER, max_grade INTEGER, concordance TEXT, category TEXT, invasive_allowed INTEGER, flags TEXT, notes TEXT);
             CREATE TABLE IF NOT EXISTS findings (report_id TEXT, finding_index INTEGER, kind TEXT, level TEXT, side TEXT, zone TEXT,
               roots TEXT, roots_inferred INTEGER, severity TEXT, grade INTEGER, negated INTEGER, uncertain INTEGER, historical INTEGER,
-              hypothetical INTEGER, certainty TEXT, section TEXT, text TEXT, start INTEGER, "end" INTEGER,
-              PRIMARY KEY (report_id, finding_index));
+              hypothetical INTEGER, certainty TEXT, section TEXT, text TEXT, start INTEGER, "end" INTEGER);
             CREATE TABLE IF NOT EXISTS errors (report_id TEXT, row_number INTEGER PRIMARY KEY, stage TEXT, reason TEXT);
             CREATE TABLE IF NOT EXISTS _progress (chunk INTEGER PRIMARY KEY, rows_in INTEGER, finished_at REAL);
             CREATE VIEW IF NOT EXISTS review_queue AS
@@ -254,12 +267,17 @@ class SQLiteWriter:
 
     def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
         with self.db:
-            self.db.executemany(f"INSERT INTO results VALUES ({','.join('?' * len(RESULT_COLUMNS))})",
-                                list(map(_RESULT_VALUES, results)))
-            self.db.executemany(f"INSERT INTO findings VALUES ({','.join('?' * len(FINDING_COLUMNS))})",
-                                list(map(_FINDING_VALUES, findings)))
+            self.db.executemany(f"INSERT INTO results VALUES ({','.join('?' * len(RESULT_COLUMNS))})", results)
+            self.db.executemany(f"INSERT INTO findings VALUES ({','.join('?' * len(FINDING_COLUMNS))})", findings)
             self.db.executemany("INSERT INTO errors VALUES (?,?,?,?)", [tuple(r[c] for c in ERROR_COLUMNS) for r in errors])
             self.db.execute("INSERT INTO _progress VALUES (?,?,?)", (chunk, rows_in, time.time()))
+
+    def finalize(self) -> None:
+        """After the last chunk: the findings key. Built once from the whole table (a sort) rather than
+        kept up during the run, where inserting each row into it cost a quarter of the write; the
+        runner itself never writes a (report_id, finding_index) twice, and this index checks it."""
+        with self.db:
+            self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS findings_key ON findings (report_id, finding_index)")
 
     def counts(self) -> tuple[int, int, int]:
         q = self.db.execute
@@ -348,11 +366,15 @@ class SQLWriter:
                 # a commit whose acknowledgement was lost must not be written twice
                 if conn.execute(select(self.progress.c.chunk).where(self.progress.c.chunk == chunk)).first():
                     return
-                for name, rows in (("results", results), ("findings", findings), ("errors", errors)):
+                for name, rows in (("results", as_dicts(results, RESULT_COLUMNS)),
+                                   ("findings", as_dicts(findings, FINDING_COLUMNS)), ("errors", errors)):
                     if rows:
                         conn.execute(self.tables[name].insert(), rows)
                 conn.execute(self.progress.insert(), [{"chunk": chunk, "rows_in": rows_in, "finished_at": time.time()}])
         self._retrying(f"writing chunk {chunk}", transaction)
+
+    def finalize(self) -> None:
+        pass
 
     def counts(self) -> tuple[int, int, int]:
         from sqlalchemy import func, select
@@ -431,7 +453,7 @@ class FileWriter:
             return pd.read_json(f, lines=True, dtype=False)
         return pd.read_parquet(f)
 
-    def _write(self, name: str, chunk: int, rows: list[dict], columns: list[str]) -> None:
+    def _write(self, name: str, chunk: int, rows: list[tuple], columns: list[str]) -> None:
         df = pd.DataFrame(rows, columns=columns)
         final = self.folder / f"{name}.part-{chunk:06d}.{self.fmt}"
         tmp = final.with_suffix(final.suffix + ".tmp")
@@ -446,15 +468,19 @@ class FileWriter:
         os.replace(tmp, final)
 
     def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
-        queue = [r for r in results if "rules_model_disagree" in (r["flags"] or "").split(",")]
+        flags = RESULT_AT["flags"]
+        queue = [r for r in results if "rules_model_disagree" in (r[flags] or "").split(",")]
         self._write("review_queue", chunk, queue, RESULT_COLUMNS)
         self._write("results", chunk, results, RESULT_COLUMNS)
         self._write("findings", chunk, findings, FINDING_COLUMNS)
-        self._write("errors", chunk, errors, ERROR_COLUMNS)
+        self._write("errors", chunk, [tuple(e[c] for c in ERROR_COLUMNS) for e in errors], ERROR_COLUMNS)
         with open(self.folder / "_progress.jsonl", "a") as fh:
             fh.write(json.dumps({"chunk": chunk, "rows_in": rows_in}) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+
+    def finalize(self) -> None:
+        pass
 
     def counts(self) -> tuple[int, int, int]:
         n = []
@@ -474,11 +500,11 @@ def _arrow_schema(columns: tuple[str, ...]):
     return pa.schema([pa.field(c, arrow_type[column_kind(c)]) for c in columns])
 
 
-def pa_table_from_rows(rows: list[dict], columns: list[str]):
+def pa_table_from_rows(rows: list[tuple], columns: list[str]):
     """Output rows under the fixed output types (int64, bool, string; all nullable), whatever the chunk held."""
     import pyarrow as pa
 
-    return pa.Table.from_pylist(rows, schema=_arrow_schema(tuple(columns)))
+    return pa.Table.from_pylist(as_dicts(rows, columns), schema=_arrow_schema(tuple(columns)))
 
 
 class WriteBehind:
@@ -610,7 +636,7 @@ def submit_chunk(screened: Screened, pool, workers: int) -> list:
             for i in range(0, len(screened.texts), size)]
 
 
-def finish_chunk(screened: Screened, id_col: str, seen: set, futures: Optional[list] = None) -> tuple[list[dict], list[dict], list[dict], int]:
+def finish_chunk(screened: Screened, id_col: str, seen: set, futures: Optional[list] = None) -> tuple[list[tuple], list[tuple], list[dict], int]:
     """(result rows, finding rows, error rows, characters analysed) of a screened chunk: from the
     workers' ``futures`` when given, else analysed here."""
     from . import analyze_many
@@ -652,12 +678,12 @@ def finish_chunk(screened: Screened, id_col: str, seen: set, futures: Optional[l
 
 
 def process_chunk(df: pd.DataFrame, start_row: int, id_col: str, text_col: str, exam_cols,
-                  seen: set) -> tuple[list[dict], list[dict], list[dict], int]:
+                  seen: set) -> tuple[list[tuple], list[tuple], list[dict], int]:
     """Analyse one chunk in this process: (result rows, finding rows, error rows, characters analysed)."""
     return finish_chunk(screen_chunk(df, start_row, id_col, text_col, exam_cols, seen), id_col, seen)
 
 
-def _rows_worker(part: tuple[list, list, list]) -> tuple[list[dict], list[dict]]:
+def _rows_worker(part: tuple[list, list, list]) -> tuple[list[tuple], list[tuple]]:
     """In a worker process: analyse a slice of a chunk and return its result and finding rows."""
     from . import analyze_many
 
@@ -691,6 +717,14 @@ def run(
     query: Optional[str] = None,
 ) -> Summary:
     """Run the batch; returns a Summary whose ``balanced`` says rows in == results + errors."""
+    from .analysis import batch_gc
+
+    with batch_gc():
+        return _run(input_path, out, id_col, text_col, exam_cols, workers, resume, chunk_size, progress, query)
+
+
+def _run(input_path: str, out: str, id_col: str, text_col: str, exam_cols: Optional[list[str]], workers: int,
+         resume: bool, chunk_size: int, progress: Optional[Callable[[Summary], None]], query: Optional[str]) -> Summary:
     writer = open_writer(out, resume)
     summary = Summary()
     t0 = time.perf_counter()
@@ -713,11 +747,8 @@ def run(
             results, findings, errors, chars = finish_chunk(screened, id_col, seen, futures)
             write(chunk, n, results, findings, errors)
             summary.chars += chars
-            for r in results:
-                summary.categories[r["category"]] = summary.categories.get(r["category"], 0) + 1
-            for f in findings:
-                if not (f["negated"] or f["historical"] or f["hypothetical"]):
-                    summary.kinds[f["kind"]] = summary.kinds.get(f["kind"], 0) + 1
+            summary.categories.update(map(_CATEGORY, results))
+            summary.kinds.update(f[_KIND] for f in findings if not (f[_NEGATED] or f[_HISTORICAL] or f[_HYPOTHETICAL]))
             summary.seconds = time.perf_counter() - t0
             summary.rows_in = screened.start_row + n
             if progress:
@@ -756,6 +787,7 @@ def run(
         summary.rows_in = row
         if behind is not None:
             behind.drain()
+        writer.finalize()
         summary.results, summary.errors, summary.findings = writer.counts()
     finally:
         if behind is not None and behind.thread.is_alive():  # an error in this thread: commit what was handed over

@@ -139,7 +139,8 @@ def test_csv_output_keeps_a_carriage_return_inside_its_field(tmp_path):
 
     w = FileWriter(str(tmp_path / "o_csv"), "csv", False)
     finding = {c: None for c in FINDING_COLUMNS} | {"report_id": "a", "finding_index": 0, "text": "foraminal\rstenosis"}
-    w.write(0, 1, [{c: None for c in RESULT_COLUMNS} | {"report_id": "a"}], [finding, finding | {"finding_index": 1}], [])
+    rows = [tuple(finding.values()), tuple((finding | {"finding_index": 1}).values())]
+    w.write(0, 1, [tuple(({c: None for c in RESULT_COLUMNS} | {"report_id": "a"}).values())], rows, [])
     assert w.counts() == (1, 0, 2)
 
 
@@ -244,7 +245,88 @@ def test_batch_finding_rows_are_the_findings_as_dumped(analyze, root):
             dumped = f.model_dump()
             expected = {c: dumped.get(c) for c in FINDING_COLUMNS}
             expected.update(report_id=f"r{k}", finding_index=i, roots=",".join(f.roots))
-            assert list(row) == FINDING_COLUMNS
+            assert len(row) == len(FINDING_COLUMNS)
+            row = dict(zip(FINDING_COLUMNS, row))
             assert row == expected and [type(v) for v in row.values()] == [type(v) for v in expected.values()]
             n += 1
     assert n > 200
+
+
+def test_batch_result_rows_follow_result_columns(analyze, root):
+    """Result rows are tuples in RESULT_COLUMNS order: each column holds what the Result says."""
+    from report_nlp.batch import RESULT_COLUMNS, result_row
+
+    texts = [json.loads(line)["text"] for line in (root / "corpora" / "gold.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    categories = set()
+    for k, text in enumerate(texts[:40]):
+        r = analyze(text, exam={"side": "left", "pain_distribution": ["L5"], "symptom_weeks": 8, "conservative_weeks": 8})
+        r.report_id = f"r{k}"
+        row = dict(zip(RESULT_COLUMNS, result_row(r)))
+        assert len(row) == len(RESULT_COLUMNS) == len(result_row(r))
+        present = [f for f in r.findings if f.affirmed and f.kind != "concept"]
+        assert (row["report_id"], row["modality"], row["region"]) == (f"r{k}", r.study.modality, r.study.region)
+        assert (row["n_findings"], row["n_present"]) == (len(r.findings), len(present))
+        assert row["max_grade"] == max((f.grade for f in present if f.grade is not None), default=None)
+        assert row["concordance"] == r.concordance.overall and row["category"] == r.recommendation.category
+        assert row["invasive_allowed"] is r.recommendation.invasive_allowed
+        assert row["flags"] == ",".join(r.flags) and row["notes"] == "; ".join(r.errors)
+        categories.add(row["category"])
+    assert len(categories) > 1
+
+
+def test_sqlite_findings_key_is_built_when_the_run_ends_and_checks_uniqueness(tmp_path):
+    from report_nlp.batch import FINDING_COLUMNS, SQLiteWriter
+
+    src = tmp_path / "in.jsonl"
+    pd.DataFrame(rows(5)).to_json(src, orient="records", lines=True)
+    s = run(str(src), str(tmp_path / "out.db"), chunk_size=2)
+    db = sqlite3.connect(tmp_path / "out.db")
+    unique = {name for _, name, is_unique, *_ in db.execute("PRAGMA index_list(findings)") if is_unique}
+    assert "findings_key" in unique and s.findings > 0
+    assert [r[2] for r in db.execute("PRAGMA index_info(findings_key)")] == ["report_id", "finding_index"]
+    # a (report_id, finding_index) written twice is refused when the key is built
+    w = SQLiteWriter(str(tmp_path / "dup.db"), False)
+    finding = tuple(({c: None for c in FINDING_COLUMNS} | {"report_id": "a", "finding_index": 0}).values())
+    w.write(0, 1, [], [finding], [])
+    w.write(1, 1, [], [finding], [])
+    with pytest.raises(sqlite3.IntegrityError):
+        w.finalize()
+    w.close()
+
+
+def test_batch_raises_the_collector_threshold_only_while_it_runs(tmp_path, monkeypatch):
+    """The young-generation threshold is BATCH_GC_THRESHOLD while reports are analysed and is given
+    back afterwards, also when the run fails."""
+    import gc
+
+    import report_nlp
+    from report_nlp.analysis import BATCH_GC_THRESHOLD
+    from report_nlp.errors import InputError
+
+    seen = []
+    real = report_nlp.analyze_many
+
+    def recording(*args, **kwargs):
+        seen.append(gc.get_threshold()[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(report_nlp, "analyze_many", recording)
+    before = gc.get_threshold()
+    assert before[0] != BATCH_GC_THRESHOLD
+    src = tmp_path / "in.jsonl"
+    pd.DataFrame(rows(3)).to_json(src, orient="records", lines=True)
+    assert run(str(src), str(tmp_path / "out.db")).results == 3
+    assert seen and set(seen) == {BATCH_GC_THRESHOLD}
+    assert gc.get_threshold() == before
+    with pytest.raises(InputError):
+        run(str(tmp_path / "absent.csv"), str(tmp_path / "out2.db"))
+    assert gc.get_threshold() == before
+
+
+def test_worker_processes_run_with_the_batch_collector_threshold():
+    import gc
+
+    from report_nlp.analysis import BATCH_GC_THRESHOLD, worker_pool
+
+    with worker_pool(1) as pool:
+        assert pool.submit(gc.get_threshold).result()[0] == BATCH_GC_THRESHOLD

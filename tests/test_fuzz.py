@@ -290,7 +290,8 @@ def check_batch(df: pd.DataFrame, results: list, errors: list) -> None:
         assert e["stage"] in ("input", "exam", "analysis"), e
         if e["stage"] == "analysis":
             assert e["reason"] in ANALYSIS_REASONS, f"an exception escaped analyze(): {e}"
-    assert len({r["report_id"] for r in results}) == len(results)  # ids are unique among results
+    ids = [r["report_id"] if isinstance(r, dict) else r[0] for r in results]  # DataFrame records or batch row tuples
+    assert len(set(ids)) == len(results)  # ids are unique among results
 
 
 def _write(rows: list[dict], fmt: str, folder: Path) -> Path:
