@@ -231,11 +231,28 @@ def as_dicts(rows: list[tuple], columns: list[str]) -> list[dict]:
 
 
 # ----------------------------------------------------------------- writers
+def _bind_directly() -> None:
+    """Python's sqlite3 binds an int, float or str as it is, but for any other value first looks for an
+    adapter (a key tuple, a registry lookup, two attribute lookups): with five booleans and a few empty
+    columns per findings row that was 2.5 of the 2.9 us its insert cost. Registering the adapters it
+    falls back to anyway (True -> 1, None -> NULL) finds them at the first lookup: 1.8 us. An adapter
+    the host program registered for bool or None is left as it is."""
+    registry = getattr(sqlite3, "adapters", None)
+    for kind, adapter in ((bool, int), (type(None), _as_null)):
+        if registry is not None and (kind, sqlite3.PrepareProtocol) not in registry:
+            sqlite3.register_adapter(kind, adapter)
+
+
+def _as_null(value: None) -> None:
+    return None
+
+
 class SQLiteWriter:
     """Three tables plus a progress table in one SQLite file; one transaction per chunk."""
 
     def __init__(self, path: str, resume: bool):
         self.path = path
+        _bind_directly()
         if not resume and os.path.exists(path):
             os.remove(path)
         # check_same_thread off: with worker processes a WriteBehind thread does the writes, never two at once

@@ -330,3 +330,35 @@ def test_worker_processes_run_with_the_batch_collector_threshold():
 
     with worker_pool(1) as pool:
         assert pool.submit(gc.get_threshold).result()[0] == BATCH_GC_THRESHOLD
+
+
+def test_sqlite_binds_booleans_and_nulls_as_before_and_keeps_a_host_adapter(tmp_path):
+    """The bool and None adapters the writer registers store what sqlite3 stored without them (1/0
+    integers, NULL); an adapter the host program registered for bool stays."""
+    from report_nlp.batch import FINDING_COLUMNS, RESULT_COLUMNS, SQLiteWriter
+
+    keys = [(bool, sqlite3.PrepareProtocol), (type(None), sqlite3.PrepareProtocol)]
+    kept = {k: sqlite3.adapters[k] for k in keys if k in sqlite3.adapters}  # the registry is the module's own dict
+    try:
+        for k in keys:
+            sqlite3.adapters.pop(k, None)
+        w = SQLiteWriter(str(tmp_path / "o.db"), False)
+        assert all(k in sqlite3.adapters for k in keys)
+        finding = dict.fromkeys(FINDING_COLUMNS) | {"report_id": "a", "finding_index": 0, "negated": True, "uncertain": False}
+        result = dict.fromkeys(RESULT_COLUMNS) | {"report_id": "a", "invasive_allowed": False}
+        w.write(0, 1, [tuple(result.values())], [tuple(finding.values())], [])
+        row = w.db.execute("SELECT negated, typeof(negated), uncertain, typeof(uncertain), typeof(zone) FROM findings").fetchone()
+        assert row == (1, "integer", 0, "integer", "null")
+        assert w.db.execute("SELECT invasive_allowed, typeof(invasive_allowed) FROM results").fetchone() == (0, "integer")
+        w.close()
+
+        def host(value):
+            return "yes" if value else "no"
+
+        sqlite3.register_adapter(bool, host)
+        SQLiteWriter(str(tmp_path / "p.db"), False).close()
+        assert sqlite3.adapters[keys[0]] is host
+    finally:
+        for k in keys:
+            sqlite3.adapters.pop(k, None)
+        sqlite3.adapters.update(kept)
