@@ -8,6 +8,7 @@ The rules stay the source of every recommendation: the model only raises ``rules
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from bisect import bisect_right
@@ -292,12 +293,11 @@ class FastTfidf:
 
     def weights(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row, column, value) of the nonzero TF-IDF weights, rows in order, columns sorted within a row."""
-        lengths, ids = [], []
-        for text in texts:
-            got = self.ids(text)
-            lengths.append(len(got))
-            ids.extend(got)
-        keys = np.repeat(np.arange(len(texts), dtype=np.int64), lengths) * self.n_features + np.asarray(ids, dtype=np.int64)
+        per_text = [self.ids(text) for text in texts]
+        lengths = [len(got) for got in per_text]
+        # straight from the lists (one flat Python list, then asarray, took half again as long)
+        ids = np.fromiter(itertools.chain.from_iterable(per_text), dtype=np.int64, count=sum(lengths))
+        keys = np.repeat(np.arange(len(texts), dtype=np.int64), lengths) * self.n_features + ids
         keys, counts = np.unique(keys, return_counts=True)
         rows, cols = np.divmod(keys, self.n_features)
         values = counts.astype(float)
