@@ -39,18 +39,6 @@ def _unknown(cls, name: str) -> AttributeError:
     return AttributeError(f"no {cls.__name__} extension {name!r}")  # as through ``_``
 
 
-def _read(cls, obj, doc: Doc, key: tuple, name: str, missing: Any = _MISSING) -> Any:
-    found = _plain_extension(cls, name)
-    if found is None:
-        if missing is _MISSING:
-            raise _unknown(cls, name)
-        return missing
-    default, plain = found
-    if plain and not isinstance(default, Underscore.mutable_types):  # a mutable default is stored on first read: via ``_``
-        return doc.user_data.get(key, default)
-    return getattr(obj._, name)
-
-
 def _write(cls, obj, doc: Doc, key: tuple, name: str, value: Any) -> None:
     found = _plain_extension(cls, name)
     if found is None:
@@ -63,9 +51,21 @@ def _write(cls, obj, doc: Doc, key: tuple, name: str, value: Any) -> None:
 
 # Extension values read and written in ``doc.user_data`` under the keys spaCy's Underscore uses, without
 # building an Underscore object per access (three per target, a dozen per Doc); tested against ``_``.
+# Each read is written out in its accessor (no shared helper: they run ~60 times per report).
+_MUTABLE = Underscore.mutable_types
+
+
 def get_span_value(span: Span, name: str, missing: Any = _MISSING) -> Any:
     """``getattr(span._, name)``; ``missing``, when given, for an extension nobody registered."""
-    return _read(Span, span, span.doc, ("._.", name, span.start_char, span.end_char), name, missing)
+    extension = Span.get_extension(name)
+    if extension is None:
+        if missing is _MISSING:
+            raise _unknown(Span, name)
+        return missing
+    default, method, getter, setter = extension
+    if method is None and getter is None and setter is None and not isinstance(default, _MUTABLE):
+        return span.doc.user_data.get(("._.", name, span.start_char, span.end_char), default)
+    return getattr(span._, name)  # a mutable default is stored on first read: via ``_``
 
 
 def set_span_value(span: Span, name: str, value: Any) -> None:
@@ -75,7 +75,13 @@ def set_span_value(span: Span, name: str, value: Any) -> None:
 
 def get_doc_value(doc: Doc, name: str) -> Any:
     """``getattr(doc._, name)``."""
-    return _read(Doc, doc, doc, ("._.", name, None, None), name)
+    extension = Doc.get_extension(name)
+    if extension is None:
+        raise _unknown(Doc, name)
+    default, method, getter, setter = extension
+    if method is None and getter is None and setter is None and not isinstance(default, _MUTABLE):
+        return doc.user_data.get(("._.", name, None, None), default)
+    return getattr(doc._, name)
 
 
 def set_doc_value(doc: Doc, name: str, value: Any) -> None:
