@@ -349,14 +349,19 @@ def _gold_texts() -> list[str]:
 
 
 def test_sentence_bounds_are_what_doc_sents_yields(nlp):
-    """The sentence offsets read from the token columns equal doc.sents' spans: on the gold reports,
-    on texts of one token or none, and on a Doc whose sentences come from a user hook."""
+    """The sentence offsets the sentences component publishes, and those read from the token columns,
+    equal doc.sents' spans: on the gold reports, on texts of one token or none, and on a Doc whose
+    sentences come from a user hook."""
     from report_nlp.pipeline.sentences import sentence_bounds
 
     docs = list(nlp.pipe(_gold_texts() + ["", "x", "L4-5.", "  \n\n ", "One. Two.\n\nThree"]))
     assert sum(len(list(d.sents)) for d in docs) > 500
     for doc in docs:
-        assert sentence_bounds(doc) == [(s.start, s.end, s.start_char, s.end_char) for s in doc.sents]
+        expected = [(s.start, s.end, s.start_char, s.end_char) for s in doc.sents]
+        assert sentence_bounds(doc) == expected  # as the sentences component published them
+        assert (doc._.report_sentence_bounds is not None) is (len(doc) > 0)
+        doc._.report_sentence_bounds = None
+        assert sentence_bounds(doc) == expected  # read from the token columns
     doc = nlp("Mild stenosis at L4-5. No herniation.")
     doc.user_hooks["sents"] = lambda d: iter([d[0:3], d[3:]])
     assert sentence_bounds(doc) == [(0, 3, 0, doc[2].idx + len(doc[2])), (3, len(doc), doc[3].idx, len(doc.text))]

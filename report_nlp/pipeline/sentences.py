@@ -28,6 +28,10 @@ if not Doc.has_extension("report_blocks"):
 if not Doc.has_extension("report_level_headers"):
     # (header_start, header_end, level_text_start, level_text_end)
     Doc.set_extension("report_level_headers", default=())
+if not Doc.has_extension("report_sentence_bounds"):
+    # what sentence_bounds() returns, as this component set the sentences: ConText and the levels both
+    # need them; a later component that moves sentence starts must set it back to None
+    Doc.set_extension("report_sentence_bounds", default=None)
 
 # starts only at the first mark of a run ("....."): the same matches, without re-scanning the run from
 # every mark in it (quadratic on a long run of dots)
@@ -145,7 +149,10 @@ class ReportSentences(BatchComponent):
         # Setting token.is_sent_start one by one re-checks the whole Doc each time (quadratic);
         # write the SENT_START column in one go instead.
         if len(doc):
-            doc.from_array([SENT_START], sent_starts(doc.to_array(IDX), bounds).view("uint64").reshape(-1, 1))
+            columns = doc.to_array([IDX, LENGTH])
+            starts = sent_starts(columns[:, 0], bounds)
+            doc.from_array([SENT_START], starts.view("uint64").reshape(-1, 1))
+            set_doc_value(doc, "report_sentence_bounds", tuple(_bounds(starts, columns[:, 0], columns[:, 1])))
         return doc
 
 
@@ -166,17 +173,26 @@ def sentence_bounds(doc: Doc) -> list[tuple[int, int, int, int]]:
     from the SENT_START, IDX and LENGTH columns in one go instead of one Span object per sentence."""
     if "sents" in doc.user_hooks or not len(doc) or not doc.has_annotation("SENT_START"):
         return [(s.start, s.end, s.start_char, s.end_char) for s in doc.sents]
+    known = get_doc_value(doc, "report_sentence_bounds")
+    if known is not None:
+        return list(known)
     columns = doc.to_array([SENT_START, IDX, LENGTH])
-    starts = numpy.flatnonzero(columns[1:, 0] == 1) + 1  # token 0 starts the first sentence whatever it holds
+    return _bounds(columns[:, 0], columns[:, 1], columns[:, 2])
+
+
+def _bounds(sent_start: numpy.ndarray, idx: numpy.ndarray, length: numpy.ndarray) -> list[tuple[int, int, int, int]]:
+    """sentence_bounds() from the SENT_START, IDX and LENGTH columns of a Doc with tokens."""
+    starts = numpy.flatnonzero(sent_start[1:] == 1) + 1  # token 0 starts the first sentence whatever it holds
     starts = [0, *starts.tolist()]
-    ends = [*starts[1:], len(doc)]
-    idx, length = columns[:, 1].tolist(), columns[:, 2].tolist()
+    ends = [*starts[1:], len(idx)]
+    idx, length = idx.tolist(), length.tolist()
     return [(a, b, idx[a], idx[b - 1] + length[b - 1]) for a, b in zip(starts, ends)]
 
 
 @Language.factory(
     "report_nlp_sentences",
-    assigns=["token.is_sent_start", "doc._.report_paragraphs", "doc._.report_blocks", "doc._.report_level_headers"],
+    assigns=["token.is_sent_start", "doc._.report_paragraphs", "doc._.report_blocks", "doc._.report_level_headers",
+             "doc._.report_sentence_bounds"],
 )
 def make_sentences(nlp: Language, name: str) -> ReportSentences:
     return ReportSentences(nlp, name)
