@@ -6,7 +6,8 @@ before and after each run (the mean of the two: this machine's speed drifts over
 same figures after start-up (the run's time less that of the same command on a few reports), which
 is what a run of millions approaches.
 Where a core is left over (one worker on two cores), medspaCy's sample also runs on it for the whole
-run, and the ratio to that rate, measured at the same time, is printed too.
+run, and the ratio to that rate, measured at the same time, is printed too; the run and the baseline
+are pinned to one core each and change cores every 10 s, so that neither keeps the faster one.
 Run: python bench/batch.py [--n 100000] [--sample 300]
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth import reports  # noqa: E402
 
+SWAP_SECONDS = 10.0  # the one-worker run and the baseline beside it change cores this often
+
 
 def run_batch(src: Path, out: Path, workers: int, alongside=None) -> tuple[float, int]:
     """Seconds and peak RSS of one `report-nlp batch` run; ``alongside()`` is called over and over
@@ -33,8 +36,23 @@ def run_batch(src: Path, out: Path, workers: int, alongside=None) -> tuple[float
     t0 = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    swap_at, side = time.perf_counter() + SWAP_SECONDS, 0
+    if alongside is not None and len(cores) >= 2:  # the run on one core, the baseline on another ...
+        os.sched_setaffinity(proc.pid, {cores[0]})
+        os.sched_setaffinity(0, {cores[1]})
     while alongside is not None and proc.poll() is None:
         alongside()
+        if len(cores) >= 2 and time.perf_counter() >= swap_at and proc.poll() is None:
+            side = 1 - side  # ... and every SWAP_SECONDS the other way round: each sees both cores alike
+            try:
+                os.sched_setaffinity(proc.pid, {cores[side]})
+            except ProcessLookupError:
+                break
+            os.sched_setaffinity(0, {cores[1 - side]})
+            swap_at += SWAP_SECONDS
+    if cores:
+        os.sched_setaffinity(0, set(cores))
     if proc.wait() != 0:
         raise SystemExit(f"report-nlp batch failed ({proc.returncode})")
     seconds = time.perf_counter() - t0
