@@ -38,7 +38,7 @@ def main() -> None:
             entry[0] += 1
             entry[1] += time.perf_counter() - started[0]
 
-    default = gc.get_threshold()[0]
+    default, batch_threshold = gc.get_threshold()[0], analysis.BATCH_GC_THRESHOLD
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "reports.jsonl"
         with open(src, "w") as fh:
@@ -47,14 +47,13 @@ def main() -> None:
         gc.callbacks.append(on_collect)
         try:
             for _ in range(args.rounds):
-                for threshold in (default, analysis.BATCH_GC_THRESHOLD):
-                    analysis.BATCH_GC_THRESHOLD, kept = threshold, analysis.BATCH_GC_THRESHOLD
+                for threshold in (default, batch_threshold):
+                    analysis.BATCH_GC_THRESHOLD = threshold  # what batch.run sets while it runs
                     gc.collect()
                     spent.clear()
                     t0 = time.process_time()
                     summary = batch.run(str(src), str(Path(tmp) / "out.db"))
                     cpu = time.process_time() - t0
-                    analysis.BATCH_GC_THRESHOLD = kept
                     assert summary.balanced
                     total = sum(s for _, s in spent.values())
                     per_gen = ", ".join(f"gen{g} {n}x" for g, (n, _) in sorted(spent.items())) or "none"
@@ -62,6 +61,7 @@ def main() -> None:
                           f"run {1e6 * cpu / args.n:.0f} us/report CPU")
         finally:
             gc.callbacks.remove(on_collect)
+            analysis.BATCH_GC_THRESHOLD = batch_threshold
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Callable, Iterator, Optional
 
 import pandas as pd
 
+from .analysis import batch_gc
 from .errors import DatabaseUnavailable, InputError, ReportNLPError
 from .schema import Exam, Result
 from .text import MAX_CHARS
@@ -196,6 +197,7 @@ _FINDING_TAIL = attrgetter(*FINDING_COLUMNS[_ROOTS_AT + 1:])  # ... and after it
 RESULT_AT = {c: i for i, c in enumerate(RESULT_COLUMNS)}  # column -> its place in a result row
 FINDING_AT = {c: i for i, c in enumerate(FINDING_COLUMNS)}
 _CATEGORY = itemgetter(RESULT_AT["category"])
+_FLAGS = RESULT_AT["flags"]
 _KIND, _NEGATED, _HISTORICAL, _HYPOTHETICAL = (FINDING_AT[c] for c in ("kind", "negated", "historical", "hypothetical"))
 
 
@@ -234,8 +236,8 @@ def as_dicts(rows: list[tuple], columns: list[str]) -> list[dict]:
 def _bind_directly() -> None:
     """Python's sqlite3 binds an int, float or str as it is, but for any other value first looks for an
     adapter (a key tuple, a registry lookup, two attribute lookups): with five booleans and a few empty
-    columns per findings row that was 2.5 of the 2.9 us its insert cost. Registering the adapters it
-    falls back to anyway (True -> 1, None -> NULL) finds them at the first lookup: 1.8 us. An adapter
+    columns per findings row, binding was 2.5 of the 2.9 us its insert cost. Registering the adapters it
+    falls back to anyway (True -> 1, None -> NULL) finds them at the first lookup: binding 1.8 us. An adapter
     the host program registered for bool or None is left as it is."""
     registry = getattr(sqlite3, "adapters", None)
     for kind, adapter in ((bool, int), (type(None), _as_null)):
@@ -485,8 +487,7 @@ class FileWriter:
         os.replace(tmp, final)
 
     def write(self, chunk: int, rows_in: int, results, findings, errors) -> None:
-        flags = RESULT_AT["flags"]
-        queue = [r for r in results if "rules_model_disagree" in (r[flags] or "").split(",")]
+        queue = [r for r in results if "rules_model_disagree" in (r[_FLAGS] or "").split(",")]
         self._write("review_queue", chunk, queue, RESULT_COLUMNS)
         self._write("results", chunk, results, RESULT_COLUMNS)
         self._write("findings", chunk, findings, FINDING_COLUMNS)
@@ -721,6 +722,7 @@ def analyze_frame(df: pd.DataFrame, id_col: str = "id", text_col: str = "text", 
             pd.DataFrame(errors, columns=ERROR_COLUMNS))
 
 
+@batch_gc()  # the collector's batch threshold while the run lasts (a fresh context per call)
 def run(
     input_path: str,
     out: str,
@@ -734,14 +736,6 @@ def run(
     query: Optional[str] = None,
 ) -> Summary:
     """Run the batch; returns a Summary whose ``balanced`` says rows in == results + errors."""
-    from .analysis import batch_gc
-
-    with batch_gc():
-        return _run(input_path, out, id_col, text_col, exam_cols, workers, resume, chunk_size, progress, query)
-
-
-def _run(input_path: str, out: str, id_col: str, text_col: str, exam_cols: Optional[list[str]], workers: int,
-         resume: bool, chunk_size: int, progress: Optional[Callable[[Summary], None]], query: Optional[str]) -> Summary:
     writer = open_writer(out, resume)
     summary = Summary()
     t0 = time.perf_counter()

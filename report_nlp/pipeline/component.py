@@ -1,7 +1,7 @@
 """What the report_nlp pipeline components share."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator
 
 from spacy.tokens import Doc, Span
 from spacy.tokens.underscore import Underscore
@@ -25,25 +25,16 @@ class BatchComponent:
 _MISSING = object()
 
 
-def _plain_extension(cls, name: str) -> Optional[tuple[Any, bool]]:
-    """(default, whether the value lives in ``doc.user_data`` as is: no getter, setter or method) of
-    extension ``name`` of ``cls`` (Doc or Span); None when nobody registered it."""
-    extension = cls.get_extension(name)
-    if extension is None:
-        return None
-    default, method, getter, setter = extension
-    return default, method is None and getter is None and setter is None
-
-
 def _unknown(cls, name: str) -> AttributeError:
     return AttributeError(f"no {cls.__name__} extension {name!r}")  # as through ``_``
 
 
 def _write(cls, obj, doc: Doc, key: tuple, name: str, value: Any) -> None:
-    found = _plain_extension(cls, name)
-    if found is None:
+    extension = cls.get_extension(name)
+    if extension is None:
         raise _unknown(cls, name)
-    if found[1]:
+    _, method, getter, setter = extension
+    if method is None and getter is None and setter is None:
         doc.user_data[key] = value
     else:
         setattr(obj._, name, value)
@@ -51,7 +42,8 @@ def _write(cls, obj, doc: Doc, key: tuple, name: str, value: Any) -> None:
 
 # Extension values read and written in ``doc.user_data`` under the keys spaCy's Underscore uses, without
 # building an Underscore object per access (three per target, a dozen per Doc); tested against ``_``.
-# Each read is written out in its accessor (no shared helper: they run ~60 times per report).
+# Each read is written out in its accessor (no shared helper: they run ~40 times per report). A read
+# looks at the getter and method only, as Underscore's own does.
 _MUTABLE = Underscore.mutable_types
 
 
@@ -62,8 +54,8 @@ def get_span_value(span: Span, name: str, missing: Any = _MISSING) -> Any:
         if missing is _MISSING:
             raise _unknown(Span, name)
         return missing
-    default, method, getter, setter = extension
-    if method is None and getter is None and setter is None and not isinstance(default, _MUTABLE):
+    default, method, getter, _ = extension
+    if method is None and getter is None and not isinstance(default, _MUTABLE):
         return span.doc.user_data.get(("._.", name, span.start_char, span.end_char), default)
     return getattr(span._, name)  # a mutable default is stored on first read: via ``_``
 
@@ -78,8 +70,8 @@ def get_doc_value(doc: Doc, name: str) -> Any:
     extension = Doc.get_extension(name)
     if extension is None:
         raise _unknown(Doc, name)
-    default, method, getter, setter = extension
-    if method is None and getter is None and setter is None and not isinstance(default, _MUTABLE):
+    default, method, getter, _ = extension
+    if method is None and getter is None and not isinstance(default, _MUTABLE):
         return doc.user_data.get(("._.", name, None, None), default)
     return getattr(doc._, name)
 
